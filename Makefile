@@ -1,0 +1,59 @@
+# econtract — the two set-up commands are `make run` and `make test` (see README).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV     := $(BIN)/uv
+UV_VERSION := 0.13.8
+# Debian packages the test suite needs: a PostgreSQL server, Chromium for the browser tests,
+# a CJK font so Chinese pages render, poppler's pdfsig/pdftotext, NSS tools for pdfsig's trust store.
+TEST_SYSTEM_PACKAGES := postgresql-15 chromium fonts-wqy-microhei poppler-utils libnss3-tools
+PYTEST_ARGS ?=
+
+.PHONY: run test bench lint install install-dev system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(UV): | $(BIN)/python
+	$(BIN)/pip install -q uv==$(UV_VERSION)
+
+# Both lock files carry hashes; uv refuses anything that does not match them.
+$(VENV)/.runtime: requirements/runtime.lock pyproject.toml | $(UV)
+	$(UV) pip install -q --python $(BIN)/python --require-hashes -r requirements/runtime.lock
+	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
+	touch $@
+
+$(VENV)/.dev: requirements/dev.lock pyproject.toml | $(UV)
+	$(UV) pip install -q --python $(BIN)/python --require-hashes -r requirements/dev.lock
+	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
+	touch $@ $(VENV)/.runtime
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+system-deps:
+	@missing=""; for p in $(TEST_SYSTEM_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing system packages:$$missing"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  else echo "missing system packages:$$missing — run: sudo apt-get install -y$$missing"; exit 1; fi; \
+	fi
+
+run: install
+	@$(BIN)/econtract init --if-missing
+	$(BIN)/econtract serve
+
+lint: install-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+test: system-deps install-dev lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install-dev
+	@for b in bench/*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

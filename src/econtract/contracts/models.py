@@ -1,0 +1,105 @@
+"""The contract aggregate: contract, tags, clauses, immutable document versions, attachments."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from econtract.db import Base
+from econtract.parties.models import Signer
+
+
+class Contract(Base):
+    __tablename__ = "contracts"
+    __table_args__ = (
+        Index("ix_contracts_org_status", "org_id", "status"),
+        Index("ix_contracts_org_created", "org_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(30))
+    """Only ``contracts.states.transition`` writes this column."""
+    category: Mapped[str | None] = mapped_column(String(100), index=True)
+    effective_date: Mapped[date | None]
+    expiry_date: Mapped[date | None]
+    sign_deadline: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    status_changed_at: Mapped[datetime]
+    void_reason: Mapped[str | None] = mapped_column(Text)
+
+    signers: Mapped[list[Signer]] = relationship(
+        order_by="(Signer.order, Signer.created_at)", cascade="all, delete-orphan",
+        lazy="selectin")
+    tags: Mapped[list[ContractTag]] = relationship(
+        order_by="ContractTag.tag", cascade="all, delete-orphan", lazy="selectin")
+    clauses: Mapped[list[ContractClause]] = relationship(
+        order_by="ContractClause.position", cascade="all, delete-orphan", lazy="selectin")
+    attachments: Mapped[list[Attachment]] = relationship(
+        order_by="Attachment.created_at", cascade="all, delete-orphan", lazy="selectin")
+
+
+class ContractTag(Base):
+    __tablename__ = "contract_tags"
+
+    contract_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"),
+                                                   primary_key=True)
+    tag: Mapped[str] = mapped_column(String(50), primary_key=True, index=True)
+
+
+class ContractClause(Base):
+    """An additional clause (附加条款), appended to the document as a page when it is sent."""
+
+    __tablename__ = "contract_clauses"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    contract_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+
+
+class DocumentVersion(Base):
+    """One immutable revision of the contract PDF; rows are only ever inserted."""
+
+    __tablename__ = "document_versions"
+    __table_args__ = (UniqueConstraint("contract_id", "number"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    contract_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    number: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(30))
+    """``original`` (as uploaded), later ``prepared``, ``signed``, ``sealed``."""
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int]
+    page_count: Mapped[int]
+    blob_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class Attachment(Base):
+    """A file attachment (文件附件), embedded into the PDF at send time so signatures cover it."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    contract_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    blob_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]

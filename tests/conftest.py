@@ -1,0 +1,103 @@
+"""Shared fixtures: real PostgreSQL (started by the suite), SQLite, settings and a runtime.
+
+Tests that need a database take ``db_url``, which runs them once on SQLite and once on
+PostgreSQL. PostgreSQL is started from Debian's binaries in a throwaway directory; when the binaries
+are missing the tests fail loudly (never skip).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from econtract import migrate
+from econtract.db import make_engine
+
+PGBIN = Path(os.environ.get("ECONTRACT_TEST_PGBIN", "/usr/lib/postgresql/15/bin"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster; one migrated template database, one copy per test."""
+
+    def __init__(self) -> None:
+        if not (PGBIN / "initdb").exists():
+            raise RuntimeError(
+                f"PostgreSQL server binaries not found in {PGBIN}: "
+                "install them with `apt-get install -y postgresql-15` (make test does this)")
+        self.dir = Path(tempfile.mkdtemp(prefix="econtract-pg-"))
+        self.port = free_port()
+        self._pre = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._pre:
+            shutil.chown(self.dir, "postgres", "postgres")
+        subprocess.run([*self._pre, str(PGBIN / "initdb"), "-D", str(self.dir / "data"),
+                        "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8",
+                        "--no-sync"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([*self._pre, str(PGBIN / "pg_ctl"), "-D", str(self.dir / "data"),
+                        "-l", str(self.dir / "log"), "-w", "-s", "-o",
+                        f"-k {self.dir} -p {self.port} -c listen_addresses=127.0.0.1 "
+                        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                        "-c max_connections=200", "start"], check=True)
+        self._counter = itertools.count(1)
+        self._admin = create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
+        with self._admin.connect() as conn:
+            conn.execute(text("CREATE DATABASE econtract_template"))
+        template = make_engine(self.url("econtract_template"))
+        migrate.upgrade(template)
+        template.dispose()
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def fresh_database(self) -> str:
+        name = f"t{os.getpid()}_{next(self._counter)}"
+        with self._admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name} TEMPLATE econtract_template"))
+        return self.url(name)
+
+    def stop(self) -> None:
+        self._admin.dispose()
+        subprocess.run([*self._pre, str(PGBIN / "pg_ctl"), "-D", str(self.dir / "data"),
+                        "-m", "immediate", "-s", "stop"], check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()  # the last connection to close checkpoints the WAL into the file
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    """A migrated, empty database: the test runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        target = tmp_path / "econtract.db"
+        shutil.copyfile(sqlite_template, target)
+        return f"sqlite:///{target}"
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return server.fresh_database()
