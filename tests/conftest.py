@@ -14,13 +14,16 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from econtract import migrate
+from econtract import bootstrap, migrate
 from econtract.db import make_engine
+from econtract.runtime import Runtime
+from econtract.settings import Settings
 
 PGBIN = Path(os.environ.get("ECONTRACT_TEST_PGBIN", "/usr/lib/postgresql/15/bin"))
 
@@ -101,3 +104,44 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
         return f"sqlite:///{target}"
     server: PostgresServer = request.getfixturevalue("pg_server")
     return server.fresh_database()
+
+
+# --- an initialised installation ----------------------------------------------------------
+
+OWNER_EMAIL = "owner@acme.test"
+OWNER_PASSWORD = "correct horse battery staple"
+
+
+class FakeClock:
+    """A controllable aware-UTC clock for services, sessions and jobs."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=db_url, max_upload_mb=2,
+                    max_pages=20, base_url="http://testserver")
+
+
+@pytest.fixture
+def rt(settings: Settings) -> Iterator[Runtime]:
+    """An initialised installation (organisation "Acme", its owner) on the test database."""
+    bootstrap.initialise(settings, org_name="Acme", admin_email=OWNER_EMAIL,
+                         admin_password=OWNER_PASSWORD)
+    runtime = Runtime.open(settings)
+    yield runtime
+    runtime.close()

@@ -11,11 +11,10 @@ SQLite details matter for correctness:
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
@@ -53,7 +52,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON(), uuid.UUID: None}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime(),
+                                                     dict[str, Any]: JSON()}
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

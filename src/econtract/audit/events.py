@@ -1,0 +1,44 @@
+"""Typed audit event kinds.
+
+The kind strings are stored with each event and hashed into the chain: they are a stable interface
+(add freely, never rename). ``data`` carries the kind-specific details as plain JSON values.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    # organisation and accounts
+    ORG_CREATED = "org.created"
+    USER_CREATED = "user.created"
+    USER_PASSWORD_CHANGED = "user.password_changed"
+    LOGIN_SUCCEEDED = "auth.login_succeeded"
+    LOGIN_FAILED = "auth.login_failed"
+    LOGIN_LOCKED = "auth.login_locked"
+    LOGOUT = "auth.logout"
+    API_KEY_CREATED = "api_key.created"
+    API_KEY_REVOKED = "api_key.revoked"
+    API_KEY_USED = "api_key.used"
+    # contracts
+    CONTRACT_CREATED = "contract.created"
+    CONTRACT_UPDATED = "contract.updated"
+    CONTRACT_VIEWED = "contract.viewed"
+    DOCUMENT_UPLOADED = "document.uploaded"
+    DOCUMENT_DOWNLOADED = "document.downloaded"
+    ATTACHMENT_ADDED = "attachment.added"
+    ATTACHMENT_REMOVED = "attachment.removed"
+    ATTACHMENT_DOWNLOADED = "attachment.downloaded"
+    AUDIT_VIEWED = "audit.viewed"
+    # lifecycle transitions (contracts.states writes these)
+    CONTRACT_SUBMITTED = "contract.submitted"
+    CONTRACT_APPROVED = "contract.approved"
+    CONTRACT_REJECTED = "contract.rejected"
+    CONTRACT_SENT = "contract.sent"
+    CONTRACT_SIGNED_PARTIALLY = "contract.signed_partially"
+    CONTRACT_COMPLETED = "contract.completed"
+    CONTRACT_DECLINED = "contract.declined"
+    CONTRACT_VOIDED = "contract.voided"
+    CONTRACT_EXPIRED = "contract.expired"
+    CONTRACT_LAPSED = "contract.lapsed"

@@ -1,0 +1,240 @@
+"""The ``econtract`` command line: a thin layer over the same runtime and services as the web app.
+
+Every command maps ``EContractError`` to one line on stderr (``error[code]: message``) and exit
+code 1 (2 where a command documents "could not run"); no stack trace reaches the user.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from econtract import bootstrap, migrate
+from econtract.accounts import service as accounts
+from econtract.accounts.policy import Role
+from econtract.audit import service as audit
+from econtract.context import Actor, Ctx
+from econtract.db import make_engine
+from econtract.errors import EContractError, NotFound
+from econtract.runtime import Runtime
+from econtract.settings import Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(exc: EContractError, exit_code: int = 1) -> NoReturn:
+    click.echo(f"error[{exc.code}]: {exc.message}", err=True)
+    sys.exit(exit_code)
+
+
+@contextmanager
+def errors_to_exit(exit_code: int = 1) -> Iterator[None]:
+    try:
+        yield
+    except EContractError as exc:
+        _fail(exc, exit_code)
+
+
+def _settings() -> Settings:
+    with errors_to_exit(2):
+        return load_settings()
+
+
+@contextmanager
+def _runtime() -> Iterator[Runtime]:
+    settings = _settings()
+    with errors_to_exit(2):
+        rt = Runtime.open(settings)
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+def _cli_ctx() -> Ctx:
+    return Ctx(actor=Actor.system("econtract cli"))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="econtract")
+def main() -> None:
+    """econtract — self-hostable electronic contracts (电子合同平台).
+
+    Settings come from ECONTRACT_* environment variables (see the README).
+    """
+
+
+@main.command()
+@click.option("--admin-email", default="admin@example.com", show_default=True)
+@click.option("--admin-password", default=None, help="Generated and printed when omitted.")
+@click.option("--org-name", default="My organisation", show_default=True)
+@click.option("--if-missing", is_flag=True, help="Do nothing (exit 0) if already initialised.")
+def init(admin_email: str, admin_password: str | None, org_name: str, if_missing: bool) -> None:
+    """Create the data dir, database schema, master key and the first administrator."""
+    settings = _settings()
+    if if_missing and bootstrap.is_initialised(settings):
+        hint = bootstrap.initial_admin_hint(settings)
+        click.echo(f"econtract: using the existing data dir {settings.data_dir.resolve()}")
+        if hint:
+            click.echo(f"Initial admin login:\n{hint}")
+        return
+    with errors_to_exit():
+        result = bootstrap.initialise(settings, org_name=org_name, admin_email=admin_email,
+                                      admin_password=admin_password)
+    click.echo(f"Initialised {result.data_dir.resolve()} (organisation {result.org_name!r}).")
+    click.echo(f"Admin login: {result.admin_email}")
+    if result.admin_password:
+        click.echo(f"Password:    {result.admin_password}   (shown once; also saved to "
+                   f"{bootstrap.INITIAL_ADMIN_FILE} in the data dir, mode 0600)")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--no-worker", is_flag=True, help="Do not run the background worker in-process.")
+def serve(host: str, port: int, no_worker: bool) -> None:
+    """Serve the web UI and the API (and the background worker unless --no-worker)."""
+    import uvicorn
+
+    from econtract.app import create_app
+
+    with _runtime() as rt:
+        app = create_app(rt, start_worker=not no_worker)
+        click.echo(f"econtract serving on http://{host}:{port}  (public URL "
+                   f"{rt.settings.base_url}; worker {'off' if no_worker else 'in-process'})")
+        uvicorn.run(app, host=host, port=port, log_level=rt.settings.log_level.lower(),
+                    proxy_headers=False)
+
+
+@main.command()
+def worker() -> None:
+    """Run the background worker alone (for scale-out); stop with Ctrl-C."""
+    import signal
+    import threading
+
+    with _runtime() as rt:
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        w = rt.worker()
+        click.echo(f"econtract worker {w.name} started")
+        w.run_forever(stop, poll_seconds=rt.settings.worker_poll_seconds)
+        click.echo("econtract worker stopped")
+
+
+@main.group()
+def org() -> None:
+    """Organisations (tenants)."""
+
+
+@org.command("create")
+@click.option("--name", required=True)
+@click.option("--admin-email", required=True)
+@click.option("--admin-password", required=True)
+def org_create(name: str, admin_email: str, admin_password: str) -> None:
+    """Add an organisation with its first administrator (an owner)."""
+    with _runtime() as rt, errors_to_exit(), rt.uow() as session:
+        organisation, owner = accounts.create_org(
+            session, _cli_ctx(), name=name, admin_email=admin_email, admin_password=admin_password)
+        click.echo(f"Created organisation {organisation.name!r} ({organisation.id}); "
+                   f"owner {owner.email}")
+
+
+@main.group()
+def user() -> None:
+    """Users."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option("--password", required=True)
+@click.option("--name", default="")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.MEMBER.value,
+              show_default=True)
+@click.option("--org", "org_name", default=None, help="Organisation name (default: the first).")
+def user_create(email: str, password: str, name: str, role: str, org_name: str | None) -> None:
+    """Add a user to an organisation."""
+    with _runtime() as rt, errors_to_exit(), rt.uow() as session:
+        found = accounts.get_org_by_name(session, org_name) if org_name else \
+            accounts.first_org(session)
+        if found is None:
+            raise NotFound(f"No organisation named {org_name!r}.", code="org_not_found")
+        created = accounts.create_user(session, _cli_ctx(), org_id=found.id, email=email,
+                                       password=password, name=name, role=Role(role))
+        click.echo(f"Created {created.role} {created.email} in {found.name!r}")
+
+
+@user.command("set-password")
+@click.option("--email", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def user_set_password(email: str, password: str) -> None:
+    """Set a user's password (ends their sessions)."""
+    with _runtime() as rt, errors_to_exit(), rt.uow() as session:
+        found = accounts.get_user_by_email(session, email)
+        if found is None:
+            raise NotFound("No such user.", code="user_not_found")
+        accounts.set_password(session, _cli_ctx(), user_id=found.id, password=password)
+        click.echo(f"Password changed for {found.email}")
+
+
+@main.group()
+def apikey() -> None:
+    """API keys."""
+
+
+@apikey.command("create")
+@click.option("--email", required=True, help="The user the key acts as.")
+@click.option("--name", default="cli", show_default=True)
+def apikey_create(email: str, name: str) -> None:
+    """Print a new API key for a user (shown once)."""
+    with _runtime() as rt, errors_to_exit(), rt.uow() as session:
+        found = accounts.get_user_by_email(session, email)
+        if found is None:
+            raise NotFound("No such user.", code="user_not_found")
+        _, secret = accounts.create_api_key(session, _cli_ctx(), user_id=found.id, name=name)
+        click.echo(secret)
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The audit trail."""
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Check every audit hash chain; exit 1 naming the first broken entry, 2 if it cannot run."""
+    with _runtime() as rt, errors_to_exit(2), rt.uow() as session:
+        report = audit.verify_chains(session)
+    if report.broken is None:
+        click.echo(f"audit chain OK: {report.events} events in {report.chains} chains")
+        return
+    b = report.broken
+    where = f"event id {b.event_id} (chain {b.chain}, seq {b.seq})" if b.event_id is not None \
+        else f"chain {b.chain}"
+    click.echo(f"audit chain BROKEN at {where}: {b.reason}", err=True)
+    sys.exit(1)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations."""
+    settings = _settings()
+    with errors_to_exit(2):
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            before = migrate.current_revision(engine)
+            migrate.upgrade(engine)
+            after = migrate.current_revision(engine)
+        finally:
+            engine.dispose()
+    click.echo(f"database at revision {after}" + ("" if before == after else
+                                                    f" (was {before or 'empty'})"))

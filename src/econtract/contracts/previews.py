@@ -1,0 +1,25 @@
+"""Page preview images (pypdfium2), for the detail page and the signing page."""
+
+from __future__ import annotations
+
+import io
+
+import pypdfium2 as pdfium
+
+from econtract.errors import NotFound
+
+
+def render_page_png(pdf: bytes, *, page: int, width: int = 800) -> bytes:
+    """Page ``page`` (1-based) rendered ``width`` pixels wide, as PNG."""
+    document = pdfium.PdfDocument(pdf)
+    try:
+        if not 1 <= page <= len(document):
+            raise NotFound(f"The document has {len(document)} pages.", code="page_not_found")
+        pdf_page = document[page - 1]
+        scale = width / max(pdf_page.get_width(), 1.0)
+        image = pdf_page.render(scale=scale).to_pil()
+        out = io.BytesIO()
+        image.save(out, format="PNG", optimize=False)
+        return out.getvalue()
+    finally:
+        document.close()

@@ -1,0 +1,231 @@
+"""Pydantic I/O for contracts: ``ContractCreate`` / ``ContractUpdate`` in, ``ContractRead`` out."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+
+from econtract.contracts.states import Status
+
+SignerRole = Literal["signer", "approver", "cc"]
+SortKey = Literal["created_at", "-created_at", "updated_at", "-updated_at", "title", "-title",
+                  "expiry_date", "-expiry_date", "effective_date", "-effective_date",
+                  "sign_deadline", "-sign_deadline", "status", "-status"]
+
+
+class SignerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+    phone: str | None = Field(default=None, max_length=40, pattern=r"^\+?[0-9 ()-]{5,40}$")
+    order: int = Field(default=1, ge=1, le=100)
+    role: SignerRole = "signer"
+
+
+class ClauseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str = Field(default="", max_length=300)
+    body: str = Field(min_length=1, max_length=20_000)
+
+
+def _clause(value: Any) -> Any:
+    # A bare string is a clause without a title: the common case in API calls.
+    return {"body": value} if isinstance(value, str) else value
+
+
+def _tags(values: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for raw in values:
+        tag = raw.strip()
+        if not tag:
+            continue
+        if len(tag) > 50:
+            raise ValueError("each tag must be at most 50 characters")
+        seen.setdefault(tag, None)
+    if len(seen) > 20:
+        raise ValueError("at most 20 tags")
+    return list(seen)
+
+
+class _ContractFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("clauses", mode="before", check_fields=False)
+    @classmethod
+    def _clauses(cls, value: Any) -> Any:
+        return [_clause(v) for v in value] if isinstance(value, list) else value
+
+    @field_validator("tags", check_fields=False)
+    @classmethod
+    def _normalise_tags(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _tags(value)
+
+    @field_validator("signers", check_fields=False)
+    @classmethod
+    def _unique_signers(cls, value: list[SignerIn] | None) -> list[SignerIn] | None:
+        emails = [s.email.lower() for s in value or []]
+        if len(emails) != len(set(emails)):
+            raise ValueError("each signer needs a different e-mail address")
+        return value
+
+    @model_validator(mode="after")
+    def _dates(self) -> _ContractFields:
+        effective = getattr(self, "effective_date", None)
+        expiry = getattr(self, "expiry_date", None)
+        if effective and expiry and expiry < effective:
+            raise ValueError("expiry_date must not be before effective_date")
+        deadline = getattr(self, "sign_deadline", None)
+        if deadline is not None and deadline.tzinfo is None:
+            raise ValueError("sign_deadline needs a time zone, e.g. 2026-12-31T18:00:00+08:00")
+        return self
+
+
+class ContractCreate(_ContractFields):
+    title: str = Field(min_length=1, max_length=300)
+    signers: list[SignerIn] = Field(default_factory=list, max_length=50)
+    effective_date: date | None = None
+    expiry_date: date | None = None
+    sign_deadline: datetime | None = None
+    clauses: list[ClauseIn] = Field(default_factory=list, max_length=100)
+    category: str | None = Field(default=None, max_length=100)
+    tags: list[str] = Field(default_factory=list)
+
+
+class ContractUpdate(_ContractFields):
+    """Only the fields given are changed; lists given replace the old list."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    signers: list[SignerIn] | None = Field(default=None, max_length=50)
+    effective_date: date | None = None
+    expiry_date: date | None = None
+    sign_deadline: datetime | None = None
+    clauses: list[ClauseIn] | None = Field(default=None, max_length=100)
+    category: str | None = Field(default=None, max_length=100)
+    tags: list[str] | None = None
+
+
+class VoidRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class SignerRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    email: str
+    phone: str | None
+    order: int
+    role: str
+    status: str
+    signed_at: datetime | None
+    declined_at: datetime | None
+    decline_reason: str | None
+
+
+class ClauseRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    position: int
+    title: str
+    body: str
+
+
+class AttachmentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    created_at: datetime
+
+
+class DocumentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    number: int
+    kind: str
+    filename: str
+    sha256: str
+    size: int
+    page_count: int
+    created_at: datetime
+
+
+class ContractSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    title: str
+    status: Status
+    category: str | None
+    tags: list[str]
+    effective_date: date | None
+    expiry_date: date | None
+    sign_deadline: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    owner_id: uuid.UUID
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tag_names(cls, value: Any) -> Any:
+        return [getattr(t, "tag", t) for t in value]
+
+
+class ContractRead(ContractSummary):
+    signers: list[SignerRead]
+    clauses: list[ClauseRead]
+    attachments: list[AttachmentRead]
+    document: DocumentRead | None = None
+    void_reason: str | None
+    status_changed_at: datetime
+    allowed_actions: list[str] = Field(default_factory=list)
+
+
+class ContractPage(BaseModel):
+    items: list[ContractSummary]
+    total: int
+    page: int
+    per_page: int
+
+
+class ContractFilter(BaseModel):
+    """List filters; every one combines with the others."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: str | None = Field(default=None, max_length=200)
+    status: list[Status] | None = None
+    category: str | None = None
+    tag: str | None = None
+    created_from: date | None = None
+    created_to: date | None = None
+    expiry_from: date | None = None
+    expiry_to: date | None = None
+    sort: SortKey = "-created_at"
+    page: int = Field(default=1, ge=1)
+    per_page: int = Field(default=20, ge=1, le=200)
+
+
+class AuditEventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int
+    kind: str
+    occurred_at: datetime
+    actor_kind: str
+    actor_label: str
+    ip: str | None
+    user_agent: str | None
+    data: dict[str, Any]
+    hash: str
+    prev_hash: str

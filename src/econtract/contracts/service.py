@@ -1,0 +1,388 @@
+"""Contract services: create, read, edit while in draft, void, list, download, timeline.
+
+Plain keyword-only functions over an explicit session and ``Ctx``; they flush, never commit. Every
+read or write of a contract goes through ``_load`` (organisation scope and policy), and every access
+is written to the audit trail in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from econtract.audit import service as audit
+from econtract.audit.events import EventKind
+from econtract.audit.models import AuditEvent
+from econtract.context import Ctx
+from econtract.contracts import policy, uploads
+from econtract.contracts.models import (
+    Attachment,
+    Contract,
+    ContractClause,
+    ContractTag,
+    DocumentVersion,
+)
+from econtract.contracts.schemas import ContractCreate, ContractFilter, ContractUpdate, SignerIn
+from econtract.contracts.states import EDITABLE, Event, Status, transition
+from econtract.errors import ContractNotEditable, NotFound, PermissionDenied, ValidationFailed
+from econtract.parties.models import Signer
+from econtract.storage import BlobStore
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    max_bytes: int
+    max_pages: int
+    max_attachments: int
+
+
+# --- create and edit ---------------------------------------------------------------------
+
+def create(session: Session, ctx: Ctx, *, blobs: BlobStore, limits: UploadLimits,
+           contract_in: ContractCreate, document: Upload,
+           attachments: Sequence[Upload] = ()) -> Contract:
+    """A draft contract from an uploaded PDF; every file is checked before anything is stored."""
+    if ctx.org_id is None or not policy.can_create_contract(ctx.actor) or ctx.actor.id is None:
+        raise PermissionDenied("You may not create contracts.")
+    pdf = uploads.inspect_pdf(document.data, max_bytes=limits.max_bytes,
+                              max_pages=limits.max_pages)
+    checked = _check_attachments(attachments, limits, existing=0)
+    now = ctx.now()
+    contract = Contract(org_id=ctx.org_id, owner_id=ctx.actor.id, title=contract_in.title,
+                        status=Status.DRAFT.value, created_at=now, updated_at=now,
+                        status_changed_at=now)
+    session.add(contract)
+    _apply_fields(contract, contract_in.model_dump(exclude={"title"}), now)
+    session.flush()
+    version = _store_document(session, ctx, blobs, contract, document, pdf)
+    for upload, info in checked:
+        _store_attachment(session, ctx, blobs, contract, upload, info)
+    session.flush()
+    audit.record(session, ctx, EventKind.CONTRACT_CREATED, org_id=contract.org_id,
+                 contract_id=contract.id, data={
+                     "title": contract.title, "document_sha256": version.sha256,
+                     "pages": version.page_count, "signers": len(contract.signers),
+                     "attachments": len(checked)})
+    return contract
+
+
+def update(session: Session, ctx: Ctx, *, contract_id: uuid.UUID,
+           patch: ContractUpdate) -> Contract:
+    """Change fields of a draft; lists given replace the old ones."""
+    contract = _load_for_edit(session, ctx, contract_id)
+    changes = patch.model_dump(exclude_unset=True)
+    if not changes:
+        return contract
+    if "title" in changes:
+        if changes["title"] is None:
+            raise ValidationFailed("title cannot be empty", code="invalid_title")
+        contract.title = changes.pop("title")
+    now = ctx.now()
+    _apply_fields(contract, changes, now)
+    contract.updated_at = now
+    session.flush()
+    fields = sorted(patch.model_fields_set)
+    audit.record(session, ctx, EventKind.CONTRACT_UPDATED, org_id=contract.org_id,
+                 contract_id=contract.id, data={"fields": fields})
+    return contract
+
+
+def replace_document(session: Session, ctx: Ctx, *, blobs: BlobStore, limits: UploadLimits,
+                     contract_id: uuid.UUID, document: Upload) -> DocumentVersion:
+    """A new version of the draft's PDF; the old version stays, immutable."""
+    contract = _load_for_edit(session, ctx, contract_id)
+    pdf = uploads.inspect_pdf(document.data, max_bytes=limits.max_bytes,
+                              max_pages=limits.max_pages)
+    version = _store_document(session, ctx, blobs, contract, document, pdf)
+    contract.updated_at = ctx.now()
+    return version
+
+
+def add_attachment(session: Session, ctx: Ctx, *, blobs: BlobStore, limits: UploadLimits,
+                   contract_id: uuid.UUID, upload: Upload) -> Attachment:
+    contract = _load_for_edit(session, ctx, contract_id)
+    ((_, info),) = _check_attachments([upload], limits, existing=len(contract.attachments))
+    attachment = _store_attachment(session, ctx, blobs, contract, upload, info)
+    contract.updated_at = ctx.now()
+    return attachment
+
+
+def remove_attachment(session: Session, ctx: Ctx, *, contract_id: uuid.UUID,
+                      attachment_id: uuid.UUID) -> None:
+    contract = _load_for_edit(session, ctx, contract_id)
+    attachment = _attachment_of(contract, attachment_id)
+    contract.attachments.remove(attachment)
+    contract.updated_at = ctx.now()
+    audit.record(session, ctx, EventKind.ATTACHMENT_REMOVED, org_id=contract.org_id,
+                 contract_id=contract.id,
+                 data={"attachment_id": str(attachment.id), "filename": attachment.filename,
+                       "sha256": attachment.sha256})
+
+
+def void(session: Session, ctx: Ctx, *, contract_id: uuid.UUID, reason: str) -> Contract:
+    """Cancel a contract that is not finished; a reason is required and recorded."""
+    contract = _load(session, ctx, contract_id, lock=True)
+    _require_edit(ctx, contract)
+    reason = reason.strip()
+    if not reason:
+        raise ValidationFailed("A reason is required to void a contract.", code="reason_required")
+    transition(session, ctx, contract, Event.VOID, {"reason": reason})
+    contract.void_reason = reason
+    return contract
+
+
+def _apply_fields(contract: Contract, fields: dict[str, Any], now: datetime) -> None:
+    simple = ("effective_date", "expiry_date", "sign_deadline", "category")
+    for name in simple:
+        if name in fields:
+            setattr(contract, name, fields[name])
+    if contract.sign_deadline is not None:
+        contract.sign_deadline = contract.sign_deadline.astimezone(UTC)
+    if contract.expiry_date and contract.effective_date and \
+            contract.expiry_date < contract.effective_date:
+        raise ValidationFailed("expiry_date must not be before effective_date",
+                               code="invalid_dates")
+    if fields.get("signers") is not None:
+        contract.signers = [_signer(contract, SignerIn.model_validate(s), now)
+                            for s in fields["signers"]]
+    if fields.get("clauses") is not None:
+        contract.clauses = [ContractClause(position=i, title=c["title"], body=c["body"])
+                            for i, c in enumerate(fields["clauses"], start=1)]
+    if fields.get("tags") is not None:
+        contract.tags = [ContractTag(tag=tag) for tag in fields["tags"]]
+
+
+def _signer(contract: Contract, signer_in: SignerIn, now: datetime) -> Signer:
+    return Signer(org_id=contract.org_id, name=signer_in.name, email=signer_in.email.lower(),
+                  phone=signer_in.phone, order=signer_in.order, role=signer_in.role,
+                  status="waiting", created_at=now)
+
+
+def _check_attachments(attachments: Sequence[Upload], limits: UploadLimits,
+                       existing: int) -> list[tuple[Upload, uploads.AttachmentInfo]]:
+    if existing + len(attachments) > limits.max_attachments:
+        raise ValidationFailed(f"At most {limits.max_attachments} attachments per contract.",
+                               code="too_many_attachments")
+    return [(a, uploads.inspect_attachment(a.data, a.filename, max_bytes=limits.max_bytes,
+                                           max_pages=limits.max_pages)) for a in attachments]
+
+
+def _store_document(session: Session, ctx: Ctx, blobs: BlobStore, contract: Contract,
+                    document: Upload, pdf: uploads.PdfInfo) -> DocumentVersion:
+    number = int(session.scalar(select(func.coalesce(func.max(DocumentVersion.number), 0))
+                                .where(DocumentVersion.contract_id == contract.id)) or 0) + 1
+    blob = blobs.put(org_id=contract.org_id, contract_id=contract.id, data=document.data,
+                     kind="document")
+    version = DocumentVersion(
+        contract_id=contract.id, org_id=contract.org_id, number=number, kind="original",
+        filename=uploads.safe_filename(document.filename, default="contract.pdf"),
+        sha256=blob.sha256, size=blob.size, page_count=pdf.page_count, blob_key=blob.key,
+        created_at=ctx.now(), created_by=ctx.actor.label)
+    session.add(version)
+    session.flush()
+    audit.record(session, ctx, EventKind.DOCUMENT_UPLOADED, org_id=contract.org_id,
+                 contract_id=contract.id, data={"version": number, "sha256": version.sha256,
+                                                "size": version.size, "pages": pdf.page_count,
+                                                "filename": version.filename})
+    return version
+
+
+def _store_attachment(session: Session, ctx: Ctx, blobs: BlobStore, contract: Contract,
+                      upload: Upload, info: uploads.AttachmentInfo) -> Attachment:
+    blob = blobs.put(org_id=contract.org_id, contract_id=contract.id, data=upload.data,
+                     kind="attachment")
+    attachment = Attachment(org_id=contract.org_id, filename=uploads.safe_filename(
+        upload.filename), content_type=info.content_type, size=blob.size, sha256=blob.sha256,
+        blob_key=blob.key, created_at=ctx.now())
+    contract.attachments.append(attachment)
+    session.flush()
+    audit.record(session, ctx, EventKind.ATTACHMENT_ADDED, org_id=contract.org_id,
+                 contract_id=contract.id, data={"attachment_id": str(attachment.id),
+                                                "filename": attachment.filename,
+                                                "sha256": attachment.sha256,
+                                                "size": attachment.size})
+    return attachment
+
+
+# --- read ----------------------------------------------------------------------------------
+
+def _load(session: Session, ctx: Ctx, contract_id: uuid.UUID, *, lock: bool = False) -> Contract:
+    query = select(Contract).where(Contract.id == contract_id)
+    if ctx.org_id is not None:
+        query = query.where(Contract.org_id == ctx.org_id)
+    if lock:
+        query = query.with_for_update()
+    contract = session.scalar(query)
+    if contract is None or not policy.can_view_contract(ctx.actor, contract):
+        raise NotFound("No such contract.", code="contract_not_found")
+    return contract
+
+
+def _require_edit(ctx: Ctx, contract: Contract) -> None:
+    if not policy.can_edit_contract(ctx.actor, contract):
+        raise PermissionDenied("You may not change this contract.")
+
+
+def _load_for_edit(session: Session, ctx: Ctx, contract_id: uuid.UUID) -> Contract:
+    # Locked, then checked: a concurrent send cannot slip between the check and the edit.
+    contract = _load(session, ctx, contract_id, lock=True)
+    _require_edit(ctx, contract)
+    if Status(contract.status) not in EDITABLE:
+        raise ContractNotEditable(
+            f"The contract is {contract.status}; only drafts can be edited.",
+            details={"status": contract.status})
+    return contract
+
+
+def get(session: Session, ctx: Ctx, *, contract_id: uuid.UUID) -> Contract:
+    """The contract if the actor may see it (no audit event: for internal use)."""
+    return _load(session, ctx, contract_id)
+
+
+def view(session: Session, ctx: Ctx, *, contract_id: uuid.UUID) -> Contract:
+    """The contract, recording that the actor looked at it."""
+    contract = _load(session, ctx, contract_id)
+    audit.record(session, ctx, EventKind.CONTRACT_VIEWED, org_id=contract.org_id,
+                 contract_id=contract.id)
+    return contract
+
+
+def versions(session: Session, *, contract: Contract) -> list[DocumentVersion]:
+    return list(session.scalars(select(DocumentVersion)
+                                .where(DocumentVersion.contract_id == contract.id)
+                                .order_by(DocumentVersion.number)))
+
+
+def current_version(session: Session, *, contract: Contract) -> DocumentVersion:
+    version = session.scalar(select(DocumentVersion)
+                             .where(DocumentVersion.contract_id == contract.id)
+                             .order_by(DocumentVersion.number.desc()).limit(1))
+    if version is None:
+        raise NotFound("The contract has no document.", code="document_not_found")
+    return version
+
+
+def download_document(session: Session, ctx: Ctx, *, blobs: BlobStore, contract_id: uuid.UUID,
+                      number: int | None = None, audit_as: EventKind | None =
+                      EventKind.DOCUMENT_DOWNLOADED) -> tuple[DocumentVersion, bytes]:
+    """A version of the PDF (the current one by default), decrypted and hash-checked."""
+    contract = _load(session, ctx, contract_id)
+    if number is None:
+        version = current_version(session, contract=contract)
+    else:
+        found = session.scalar(select(DocumentVersion).where(
+            DocumentVersion.contract_id == contract.id, DocumentVersion.number == number))
+        if found is None:
+            raise NotFound("No such document version.", code="document_not_found")
+        version = found
+    data = blobs.get(org_id=contract.org_id, contract_id=contract.id, key=version.blob_key,
+                     sha256=version.sha256)
+    if audit_as is not None:
+        audit.record(session, ctx, audit_as, org_id=contract.org_id, contract_id=contract.id,
+                     data={"version": version.number, "sha256": version.sha256})
+    return version, data
+
+
+def _attachment_of(contract: Contract, attachment_id: uuid.UUID) -> Attachment:
+    for attachment in contract.attachments:
+        if attachment.id == attachment_id:
+            return attachment
+    raise NotFound("No such attachment.", code="attachment_not_found")
+
+
+def download_attachment(session: Session, ctx: Ctx, *, blobs: BlobStore, contract_id: uuid.UUID,
+                        attachment_id: uuid.UUID) -> tuple[Attachment, bytes]:
+    contract = _load(session, ctx, contract_id)
+    attachment = _attachment_of(contract, attachment_id)
+    data = blobs.get(org_id=contract.org_id, contract_id=contract.id, key=attachment.blob_key,
+                     sha256=attachment.sha256)
+    audit.record(session, ctx, EventKind.ATTACHMENT_DOWNLOADED, org_id=contract.org_id,
+                 contract_id=contract.id, data={"attachment_id": str(attachment.id),
+                                                "filename": attachment.filename})
+    return attachment, data
+
+
+def timeline(session: Session, ctx: Ctx, *, contract_id: uuid.UUID,
+             record_view: bool = True) -> list[AuditEvent]:
+    """The contract's audit events, oldest first."""
+    contract = _load(session, ctx, contract_id)
+    events = audit.contract_events(session, org_id=contract.org_id, contract_id=contract.id)
+    if record_view:
+        audit.record(session, ctx, EventKind.AUDIT_VIEWED, org_id=contract.org_id,
+                     contract_id=contract.id)
+    return events
+
+
+# --- lists ---------------------------------------------------------------------------------
+
+def _visible(ctx: Ctx) -> Select[tuple[Contract]]:
+    if ctx.org_id is None:
+        raise PermissionDenied("No organisation.")
+    query = select(Contract).where(Contract.org_id == ctx.org_id)
+    if policy.sees_only_own(ctx.actor):
+        query = query.where(Contract.owner_id == ctx.actor.id)
+    return query
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def list_(session: Session, ctx: Ctx, *, filters: ContractFilter) -> tuple[list[Contract], int]:
+    """One page of the contracts the actor may see, and the total count."""
+    query = _visible(ctx)
+    if filters.q:
+        needle = "%" + filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        signer_match = select(Signer.contract_id).where(
+            Signer.name.ilike(needle, escape="\\") | Signer.email.ilike(needle, escape="\\"))
+        query = query.where(Contract.title.ilike(needle, escape="\\")
+                            | Contract.id.in_(signer_match))
+    if filters.status:
+        query = query.where(Contract.status.in_([s.value for s in filters.status]))
+    if filters.category:
+        query = query.where(Contract.category == filters.category)
+    if filters.tag:
+        query = query.where(Contract.id.in_(
+            select(ContractTag.contract_id).where(ContractTag.tag == filters.tag)))
+    if filters.created_from:
+        query = query.where(Contract.created_at >= _day_start(filters.created_from))
+    if filters.created_to:
+        query = query.where(Contract.created_at
+                            < _day_start(filters.created_to) + timedelta(days=1))
+    if filters.expiry_from:
+        query = query.where(Contract.expiry_date >= filters.expiry_from)
+    if filters.expiry_to:
+        query = query.where(Contract.expiry_date <= filters.expiry_to)
+    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    column = getattr(Contract, filters.sort.lstrip("-"))
+    order = column.desc() if filters.sort.startswith("-") else column.asc()
+    rows = session.scalars(query.order_by(order, Contract.id)
+                           .offset((filters.page - 1) * filters.per_page).limit(filters.per_page))
+    return list(rows), total
+
+
+def status_counts(session: Session, ctx: Ctx) -> dict[str, int]:
+    """Contracts per status, for the dashboard (only what the actor may see)."""
+    visible = _visible(ctx).subquery()
+    rows = session.execute(select(visible.c.status, func.count()).group_by(visible.c.status))
+    counts = {status.value: 0 for status in Status}
+    counts.update({status: int(n) for status, n in rows})
+    return counts
+
+
+def categories(session: Session, ctx: Ctx) -> list[str]:
+    visible = _visible(ctx).subquery()
+    return [c for c in session.scalars(select(visible.c.category).distinct()
+                                       .order_by(visible.c.category)) if c]

@@ -1,0 +1,260 @@
+"""E-mail: the message, its MIME form, and the backends that deliver it (file or SMTP).
+
+Messages are queued through the outbox (``econtract.notifications.jobs``) and delivered by the
+worker, so ``send`` may be called again for the same message after a crash or a failed attempt.
+Both backends take a ``message_id`` that stays the same across retries: the file backend rewrites
+the same file, and recipients' mail software can recognise a resent SMTP message by its
+Message-ID.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import email.message
+import email.policy
+import email.utils
+import hashlib
+import logging
+import os
+import re
+import smtplib
+import ssl
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from econtract.context import utcnow
+from econtract.errors import ConfigurationError, UpstreamError, ValidationFailed
+from econtract.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_MESSAGE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+@dataclass(frozen=True)
+class EmailAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+    def __post_init__(self) -> None:
+        _check_header_text("attachment file name", self.filename)
+        maintype, _, subtype = self.content_type.partition("/")
+        if not maintype or not subtype or any(c.isspace() for c in self.content_type):
+            raise ValidationFailed(f"invalid attachment content type {self.content_type!r}")
+
+
+@dataclass(frozen=True)
+class EmailMessage:
+    """One e-mail. ``to`` holds addresses, optionally with a display name (``张三 <z@x.cn>``)."""
+
+    to: tuple[str, ...]
+    subject: str
+    text: str
+    html: str | None = None
+    attachments: tuple[EmailAttachment, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Checked here, when the message is queued, rather than in the worker: a message that
+        # can never be built would otherwise be retried until it runs out of attempts.
+        if not self.to:
+            raise ValidationFailed("an e-mail needs at least one recipient")
+        for address in self.to:
+            _check_header_text("recipient", address)
+            if "@" not in email.utils.parseaddr(address)[1]:
+                raise ValidationFailed(f"invalid recipient address {address!r}")
+        _check_header_text("subject", self.subject)
+
+    def to_payload(self) -> dict[str, Any]:
+        """A JSON-safe form for the outbox payload (attachments as base64)."""
+        return {
+            "to": list(self.to),
+            "subject": self.subject,
+            "text": self.text,
+            "html": self.html,
+            "attachments": [
+                {"filename": a.filename, "content_type": a.content_type,
+                 "data": base64.b64encode(a.data).decode("ascii")}
+                for a in self.attachments
+            ],
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> EmailMessage:
+        try:
+            return cls(
+                to=tuple(str(address) for address in payload["to"]),
+                subject=str(payload["subject"]),
+                text=str(payload["text"]),
+                html=None if payload.get("html") is None else str(payload["html"]),
+                attachments=tuple(
+                    EmailAttachment(filename=str(a["filename"]),
+                                    content_type=str(a["content_type"]),
+                                    data=base64.b64decode(a["data"], validate=True))
+                    for a in payload.get("attachments", ())
+                ),
+            )
+        except (KeyError, TypeError, binascii.Error) as exc:
+            raise ValidationFailed(f"malformed e-mail payload: {_describe(exc)}") from exc
+
+
+def _check_header_text(what: str, value: str) -> None:
+    # A line break in a header value would let the text inject headers of its own.
+    if "\r" in value or "\n" in value:
+        raise ValidationFailed(f"the {what} must not contain line breaks")
+    if not value.strip():
+        raise ValidationFailed(f"the {what} must not be empty")
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _check_message_id(message_id: str) -> None:
+    # It becomes a file name and part of a header, so keep it to a safe alphabet.
+    if not _MESSAGE_ID.fullmatch(message_id):
+        raise ValueError(f"invalid message id {message_id!r}: use letters, digits, '.', '_', '-'")
+
+
+def _message_id_header(message: EmailMessage, *, sender: str, message_id: str) -> str:
+    # The same message_id can come back after a database is reset (job ids restart at 1), and
+    # some mail services silently drop a message whose Message-ID they have seen. A digest of
+    # the content tells such messages apart while a retry of one job keeps the same header.
+    digest = hashlib.sha256(repr(message.to_payload()).encode("utf-8")).hexdigest()[:16]
+    domain = email.utils.parseaddr(sender)[1].rpartition("@")[2]
+    if not domain.isascii() or not re.fullmatch(r"[A-Za-z0-9.-]+", domain):
+        domain = "localhost"
+    return f"<{message_id}.{digest}@{domain}>"
+
+
+def build_mime(message: EmailMessage, *, sender: str,
+               message_id: str) -> email.message.EmailMessage:
+    """The RFC 5322 form of ``message``: UTF-8 throughout, CRLF line ends (``policy.SMTP``)."""
+    _check_message_id(message_id)
+    mime = email.message.EmailMessage(policy=email.policy.SMTP)
+    mime["From"] = sender
+    mime["To"] = ", ".join(message.to)
+    mime["Subject"] = message.subject
+    mime["Date"] = email.utils.format_datetime(utcnow())
+    mime["Message-ID"] = _message_id_header(message, sender=sender, message_id=message_id)
+    # Non-ASCII text goes base64 rather than 8bit, which not every relay accepts.
+    mime.set_content(message.text, cte=None if message.text.isascii() else "base64")
+    if message.html is not None:
+        mime.add_alternative(message.html, subtype="html",
+                             cte=None if message.html.isascii() else "base64")
+    for attachment in message.attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        mime.add_attachment(attachment.data, maintype=maintype, subtype=subtype,
+                            filename=attachment.filename)
+    return mime
+
+
+class EmailBackend(Protocol):
+    def send(self, message: EmailMessage, *, message_id: str) -> None:
+        """Deliver ``message``; raise ``UpstreamError`` when that fails (the job is retried)."""
+
+
+class FileEmailBackend:
+    """Writes each message to ``<outbox_dir>/<message_id>.eml`` (development, tests, air-gapped)."""
+
+    def __init__(self, outbox_dir: Path, sender: str) -> None:
+        self.outbox_dir = Path(outbox_dir)
+        self.sender = sender
+
+    def path_for(self, message_id: str) -> Path:
+        _check_message_id(message_id)
+        return self.outbox_dir / f"{message_id}.eml"
+
+    def send(self, message: EmailMessage, *, message_id: str) -> None:
+        target = self.path_for(message_id)
+        data = build_mime(message, sender=self.sender, message_id=message_id).as_bytes()
+        try:
+            # Mail holds personal data and signing links: only our own user may read it.
+            self.outbox_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _write_atomically(target, data)
+        except OSError as exc:
+            raise UpstreamError(f"could not write e-mail to {target}: {_describe(exc)}") from exc
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    # Write then rename, so a reader (or a retry after a crash) never sees half a message.
+    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+
+
+class SmtpEmailBackend:
+    """Sends through an SMTP relay with the standard library's ``smtplib``."""
+
+    def __init__(self, host: str, port: int, sender: str, user: str = "", password: str = "",
+                 starttls: bool = False, timeout: float = 20.0) -> None:
+        if not (user + password).isascii():
+            # smtplib encodes AUTH credentials as ASCII; fail at start-up, not on every send.
+            raise ConfigurationError("the SMTP user name and password must be ASCII")
+        self.host = host
+        self.port = port
+        self.sender = sender
+        self.user = user
+        self._password = password
+        self.starttls = starttls
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"SmtpEmailBackend(host={self.host!r}, port={self.port}, user={self.user!r})"
+
+    def send(self, message: EmailMessage, *, message_id: str) -> None:
+        mime = build_mime(message, sender=self.sender, message_id=message_id)
+        recipients = [email.utils.parseaddr(address)[1] for address in message.to]
+        try:
+            refused = self._deliver(mime, recipients)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise UpstreamError(self._scrub(
+                f"SMTP server {self.host}:{self.port} refused the login of user {self.user!r}: "
+                f"{exc.smtp_code} {_reply_text(exc.smtp_error)}")) from None
+        except (smtplib.SMTPException, OSError, UnicodeError) as exc:
+            raise UpstreamError(self._scrub(
+                f"sending e-mail through SMTP server {self.host}:{self.port} failed: "
+                f"{_describe(exc)}")) from exc
+        if refused:
+            # Not raised: a retry would send the message again to everyone who did get it.
+            logger.warning("SMTP server %s:%s refused some recipients of %s: %s",
+                           self.host, self.port, message_id, sorted(refused))
+
+    def _deliver(self, mime: email.message.EmailMessage,
+                 recipients: list[str]) -> dict[str, tuple[int, bytes]]:
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if self.user:
+                smtp.login(self.user, self._password)
+            return smtp.send_message(mime, from_addr=email.utils.parseaddr(self.sender)[1],
+                                     to_addrs=recipients)
+
+    def _scrub(self, text: str) -> str:
+        # Belt and braces: error text is logged and stored on the job, the password never is.
+        return text.replace(self._password, "***") if self._password else text
+
+
+def _reply_text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
+def email_backend_from_settings(settings: Settings) -> EmailBackend:
+    if settings.email_backend == "smtp":
+        return SmtpEmailBackend(
+            host=settings.smtp_host, port=settings.smtp_port, sender=settings.email_from,
+            user=settings.smtp_user, password=settings.smtp_password.get_secret_value(),
+            starttls=settings.smtp_starttls, timeout=settings.smtp_timeout)
+    return FileEmailBackend(settings.outbox_dir, settings.email_from)

@@ -1,0 +1,31 @@
+"""E-mail through the outbox: queue in the caller's transaction, send from the worker."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from econtract.jobs import JobContext, JobHandler, enqueue
+from econtract.jobs.models import OutboxJob
+from econtract.notifications.email import EmailBackend, EmailMessage
+
+SEND_EMAIL = "email.send"
+
+
+def queue_email(session: Session, *, message: EmailMessage, now: datetime,
+                org_id: uuid.UUID | None = None) -> OutboxJob:
+    """Queue ``message``; it is sent only if the caller's transaction commits."""
+    return enqueue(session, kind=SEND_EMAIL, payload=message.to_payload(), now=now,
+                   org_id=org_id)
+
+
+def make_send_email_handler(backend: EmailBackend) -> JobHandler:
+    def send_email(ctx: JobContext, payload: dict[str, Any]) -> None:
+        # Derived from the job, not the attempt: a retry rewrites the same file or reuses the
+        # same Message-ID instead of producing a second, different message.
+        backend.send(EmailMessage.from_payload(payload), message_id=f"job-{ctx.job.id}")
+
+    return send_email

@@ -1,0 +1,83 @@
+"""The command line, as a user runs it (settings from the environment)."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import select, update
+
+from econtract.audit.models import AuditEvent
+from econtract.cli import main
+from econtract.db import make_engine, make_session_factory, unit_of_work
+
+
+@pytest.fixture
+def env(tmp_path: Path, db_url: str) -> dict[str, str]:
+    return {"ECONTRACT_DATA_DIR": str(tmp_path / "data"), "ECONTRACT_DATABASE_URL": db_url}
+
+
+def run(env: dict[str, str], *args: str) -> Result:
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def test_init_and_accounts(env: dict[str, str]) -> None:
+    result = run(env, "init", "--admin-email", "root@acme.test", "--org-name", "Acme")
+    assert result.exit_code == 0, result.output
+    assert "root@acme.test" in result.output and "Password:" in result.output
+    data = Path(env["ECONTRACT_DATA_DIR"])
+    for name in ("master.key", "initial-admin.txt"):
+        assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    again = run(env, "init")
+    assert again.exit_code == 1 and "already initialised" in again.output
+    quiet = run(env, "init", "--if-missing")
+    assert quiet.exit_code == 0 and "root@acme.test" in quiet.output
+
+    assert run(env, "org", "create", "--name", "Globex", "--admin-email", "boss@globex.test",
+               "--admin-password", "globex password 1").exit_code == 0
+    created = run(env, "user", "create", "--email", "m@globex.test", "--password",
+                  "member password 1", "--role", "manager", "--org", "Globex")
+    assert created.exit_code == 0 and "manager m@globex.test in 'Globex'" in created.output
+    duplicate = run(env, "user", "create", "--email", "m@globex.test", "--password",
+                    "member password 1")
+    assert duplicate.exit_code == 1 and "error[user_exists]" in duplicate.output
+    weak = run(env, "user", "create", "--email", "w@acme.test", "--password", "short")
+    assert weak.exit_code == 1 and "error[weak_password]" in weak.output
+    key = run(env, "apikey", "create", "--email", "m@globex.test")
+    assert key.exit_code == 0 and key.output.strip().startswith("ek_")
+    missing = run(env, "apikey", "create", "--email", "ghost@globex.test")
+    assert missing.exit_code == 1 and "user_not_found" in missing.output
+
+
+def test_commands_before_init_fail_cleanly(env: dict[str, str]) -> None:
+    result = run(env, "apikey", "create", "--email", "x@y.z")
+    assert result.exit_code == 2 and "econtract init" in result.output
+    bad = CliRunner().invoke(main, ["db", "upgrade"],
+                             env={**env, "ECONTRACT_BASE_URL": "not a url"})
+    assert bad.exit_code == 2 and "ECONTRACT_BASE_URL" in bad.output
+
+
+def test_audit_verify_names_the_tampered_entry(env: dict[str, str], db_url: str) -> None:
+    assert run(env, "init", "--admin-password", "a fine root passphrase").exit_code == 0
+    run(env, "user", "create", "--email", "a@example.com", "--password", "member password 1")
+    run(env, "user", "create", "--email", "b@example.com", "--password", "member password 1")
+    ok = run(env, "audit", "verify")
+    assert ok.exit_code == 0 and "audit chain OK" in ok.output
+    engine = make_engine(db_url)
+    with unit_of_work(make_session_factory(engine)) as session:
+        victim = session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()[2]
+        session.execute(update(AuditEvent).where(AuditEvent.id == victim.id)
+                        .values(kind="user.deleted"))
+    engine.dispose()
+    broken = run(env, "audit", "verify")
+    assert broken.exit_code == 1
+    assert f"event id {victim.id}" in broken.output and "content changed" in broken.output
+
+
+def test_db_upgrade_is_idempotent(env: dict[str, str]) -> None:
+    first = run(env, "db", "upgrade")
+    assert first.exit_code == 0 and "database at revision" in first.output
+    assert run(env, "db", "upgrade").exit_code == 0
