@@ -81,3 +81,31 @@ def test_db_upgrade_is_idempotent(env: dict[str, str]) -> None:
     first = run(env, "db", "upgrade")
     assert first.exit_code == 0 and "database at revision" in first.output
     assert run(env, "db", "upgrade").exit_code == 0
+
+
+def test_keys_rotate_keeps_every_blob_readable(rt: object, settings: object) -> None:
+    from econtract.runtime import Runtime
+    from econtract.settings import Settings
+    from econtract.storage import MasterKeyring
+    from tests.factories import create_contract, owner, user_ctx
+
+    assert isinstance(rt, Runtime) and isinstance(settings, Settings)
+    contract = create_contract(rt, owner(rt))
+    env = {"ECONTRACT_DATA_DIR": str(settings.data_dir),
+           "ECONTRACT_DATABASE_URL": settings.resolved_database_url}
+    for expected in (2, 3):
+        result = run(env, "keys", "rotate")
+        assert result.exit_code == 0, result.output
+        assert f"version {expected} is now active; 2 blobs re-wrapped" in result.output
+    from econtract.contracts import service as contracts
+    from econtract.runtime import Runtime as Fresh
+
+    fresh = Fresh.open(settings)
+    try:
+        assert MasterKeyring.load(settings.resolved_master_key_file).active_version == 3
+        with fresh.uow() as session:
+            _, data = contracts.download_document(session, user_ctx(owner(fresh)),
+                                                  blobs=fresh.blobs, contract_id=contract.id)
+        assert data.startswith(b"%PDF-")
+    finally:
+        fresh.close()

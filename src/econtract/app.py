@@ -82,11 +82,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unexpected)
 
 
-def _clean(errors: list[dict[str, object]] | object) -> list[dict[str, object]]:
+def _clean(errors: object) -> list[dict[str, object]]:
     # Only location, message and type: pydantic's "input"/"ctx" may echo large or secret input.
     if not isinstance(errors, list):
         return []
-    return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+    return [{"loc": list(e.get("loc") or ()), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in errors if isinstance(e, dict)]
 
 
@@ -95,7 +95,8 @@ def _summarise(errors: object) -> str:
     if not cleaned:
         return "The request is not valid."
     first = cleaned[0]
-    where = ".".join(str(p) for p in first["loc"] if p not in ("body",))  # type: ignore[attr-defined]
+    loc = first["loc"]
+    where = ".".join(str(p) for p in loc if p != "body") if isinstance(loc, list) else ""
     more = f" (and {len(cleaned) - 1} more)" if len(cleaned) > 1 else ""
     return f"{where}: {first['msg']}{more}" if where else f"{first['msg']}{more}"
 

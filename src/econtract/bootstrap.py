@@ -50,7 +50,7 @@ def initialise(settings: Settings, *, org_name: str, admin_email: str,
     engine = make_engine(settings.resolved_database_url)
     try:
         migrate.upgrade(engine)
-        ctx = Ctx(actor=Actor.system("econtract init"))
+        ctx = Ctx(actor=Actor.system("econtract init"), base_url=settings.base_url)
         with unit_of_work(make_session_factory(engine)) as session:
             audit.ensure_chain(session, None)
             accounts.create_org(session, ctx, name=org_name, admin_email=admin_email,

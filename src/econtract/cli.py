@@ -55,8 +55,8 @@ def _runtime() -> Iterator[Runtime]:
         rt.close()
 
 
-def _cli_ctx() -> Ctx:
-    return Ctx(actor=Actor.system("econtract cli"))
+def _cli_ctx(settings: Settings) -> Ctx:
+    return Ctx(actor=Actor.system("econtract cli"), base_url=settings.base_url)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -139,7 +139,8 @@ def org_create(name: str, admin_email: str, admin_password: str) -> None:
     """Add an organisation with its first administrator (an owner)."""
     with _runtime() as rt, errors_to_exit(), rt.uow() as session:
         organisation, owner = accounts.create_org(
-            session, _cli_ctx(), name=name, admin_email=admin_email, admin_password=admin_password)
+            session, _cli_ctx(rt.settings), name=name, admin_email=admin_email,
+            admin_password=admin_password)
         click.echo(f"Created organisation {organisation.name!r} ({organisation.id}); "
                    f"owner {owner.email}")
 
@@ -163,7 +164,8 @@ def user_create(email: str, password: str, name: str, role: str, org_name: str |
             accounts.first_org(session)
         if found is None:
             raise NotFound(f"No organisation named {org_name!r}.", code="org_not_found")
-        created = accounts.create_user(session, _cli_ctx(), org_id=found.id, email=email,
+        created = accounts.create_user(session, _cli_ctx(rt.settings), org_id=found.id,
+                                       email=email,
                                        password=password, name=name, role=Role(role))
         click.echo(f"Created {created.role} {created.email} in {found.name!r}")
 
@@ -177,7 +179,8 @@ def user_set_password(email: str, password: str) -> None:
         found = accounts.get_user_by_email(session, email)
         if found is None:
             raise NotFound("No such user.", code="user_not_found")
-        accounts.set_password(session, _cli_ctx(), user_id=found.id, password=password)
+        accounts.set_password(session, _cli_ctx(rt.settings), user_id=found.id,
+                              password=password)
         click.echo(f"Password changed for {found.email}")
 
 
@@ -195,7 +198,8 @@ def apikey_create(email: str, name: str) -> None:
         found = accounts.get_user_by_email(session, email)
         if found is None:
             raise NotFound("No such user.", code="user_not_found")
-        _, secret = accounts.create_api_key(session, _cli_ctx(), user_id=found.id, name=name)
+        _, secret = accounts.create_api_key(session, _cli_ctx(rt.settings), user_id=found.id,
+                                            name=name)
         click.echo(secret)
 
 
@@ -217,6 +221,30 @@ def audit_verify() -> None:
         else f"chain {b.chain}"
     click.echo(f"audit chain BROKEN at {where}: {b.reason}", err=True)
     sys.exit(1)
+
+
+@main.group()
+def keys() -> None:
+    """The master key that wraps every blob's data key."""
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Add a new master key version and re-wrap every stored blob under it.
+
+    Old versions stay in the key file, so blobs not yet re-wrapped remain readable; restart
+    running servers and workers afterwards so they load the new key.
+    """
+    from econtract.storage import BlobStore, MasterKeyring, backend_from_url
+
+    settings = _settings()
+    with errors_to_exit():
+        path = settings.resolved_master_key_file
+        keyring = MasterKeyring.load(path)
+        version = keyring.rotate(path)
+        store = BlobStore(backend_from_url(settings.resolved_storage_url), keyring)
+        count = store.rewrap_all()
+    click.echo(f"master key version {version} is now active; {count} blobs re-wrapped")
 
 
 @main.group()

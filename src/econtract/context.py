@@ -52,6 +52,8 @@ class Ctx:
     user_agent: str | None = None
     clock: Callable[[], datetime] = field(default=utcnow)
     locale: str = "en"
+    base_url: str = "http://127.0.0.1:8000"
+    """The installation's public address (``ECONTRACT_BASE_URL``), for links in messages."""
 
     @property
     def org_id(self) -> uuid.UUID | None:

@@ -15,8 +15,8 @@ Our exception hierarchy::
     ├── CsrfFailed                      403 csrf_failed
     ├── PermissionDenied                403 permission_denied
     ├── ValidationFailed                422 validation_failed
-    │   └── UploadRejected              422 upload_* (not_pdf, encrypted, javascript, too_large,
-    │                                                  too_many_pages, unreadable, ...)
+    │   └── UploadRejected              422 upload_rejected and upload_* (not_pdf, encrypted,
+    │                                       javascript, too_large, too_many_pages, unreadable …)
     ├── Conflict                        409 conflict
     │   ├── InvalidTransition           409 invalid_transition
     │   └── ContractNotEditable         409 contract_not_editable

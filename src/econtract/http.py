@@ -52,7 +52,7 @@ def base_ctx(request: Request, actor: Actor | None = None) -> Ctx:
     locale = getattr(request.state, "locale", "en")
     return Ctx(actor=actor or Actor.anonymous(), ip=client_ip(request),
                user_agent=(request.headers.get("user-agent") or "")[:1000] or None,
-               clock=clock(request), locale=locale)
+               clock=clock(request), locale=locale, base_url=runtime(request).settings.base_url)
 
 
 def session_user(session: Session, request: Request) -> tuple[User, WebSession] | None:

@@ -189,3 +189,32 @@ def test_set_password_ends_sessions(rt: Runtime, clock: FakeClock) -> None:
     assert _login(rt, clock, OWNER_EMAIL, "another good password").error is None
     with rt.uow() as session:
         assert session.get_one(User, user.id).password_changed_at is not None
+
+
+def _queued_mail(rt: Runtime) -> list[dict[str, object]]:
+    from econtract.jobs.models import OutboxJob
+
+    with rt.uow() as session:
+        return [job.payload for job in session.scalars(
+            select(OutboxJob).where(OutboxJob.kind == "email.send").order_by(OutboxJob.id))]
+
+
+def test_new_users_get_a_welcome_mail_through_the_outbox(rt: Runtime) -> None:
+    add_user(rt, email="newcomer@acme.test")
+    mail = _queued_mail(rt)[-1]
+    assert mail["to"] == ["newcomer@acme.test"] and "Acme" in str(mail["subject"])
+    assert "/login" in str(mail["text"]) and PASSWORD not in str(mail["text"])
+    assert rt.worker().run_once() >= 1
+    files = list(rt.settings.outbox_dir.glob("*.eml"))
+    assert any("newcomer@acme.test" in f.read_text() for f in files)
+
+
+def test_lock_alerts_the_owner_but_not_unknown_addresses(rt: Runtime, clock: FakeClock) -> None:
+    before = len(_queued_mail(rt))
+    for _ in range(5):
+        _login(rt, clock, OWNER_EMAIL, "wrong password here")
+        _login(rt, clock, "ghost@acme.test", "wrong password here")
+        clock.advance(seconds=61)
+    alerts = _queued_mail(rt)[before:]
+    assert [m["to"] for m in alerts] == [[OWNER_EMAIL]]
+    assert "locked" in str(alerts[0]["subject"])

@@ -30,6 +30,8 @@ from econtract.errors import (
     PermissionDenied,
     ValidationFailed,
 )
+from econtract.notifications import jobs as notify
+from econtract.notifications import messages
 
 GENERIC_LOGIN_ERROR = "The e-mail address or password is wrong."
 API_KEY_PREFIX = "ek_"
@@ -86,6 +88,9 @@ def create_user(session: Session, ctx: Ctx, *, org_id: uuid.UUID, email: str, pa
     session.flush()
     audit.record(session, ctx, EventKind.USER_CREATED, org_id=org_id,
                  data={"user_id": str(user.id), "email": email, "role": str(role)})
+    org = session.get_one(Organisation, org_id)
+    notify.queue_email(session, now=now, org_id=org_id, message=messages.welcome(
+        email=email, name=user.name, org_name=org.name, login_url=f"{ctx.base_url}/login"))
     return user
 
 
@@ -162,9 +167,15 @@ def login(session: Session, ctx: Ctx, *, email: str, password: str, max_failures
     user = get_user_by_email(session, email)
     ok = security.verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.is_active:
-        _count_failure(session, throttle, now, max_failures, lock_minutes)
+        locked = _count_failure(session, throttle, now, max_failures, lock_minutes)
         audit.record(session, ctx, EventKind.LOGIN_FAILED, org_id=user.org_id if user else None,
-                     data={"email": email, "failures": throttle.failures}, actor_label=email)
+                     data={"email": email, "failures": throttle.failures, "locked": locked},
+                     actor_label=email)
+        if locked and user is not None:  # tell the real owner only; nothing for unknown ones
+            notify.queue_email(session, now=now, org_id=user.org_id, message=messages.
+                               account_locked(email=email, failures=throttle.failures,
+                                              minutes=lock_minutes,
+                                              login_url=f"{ctx.base_url}/login"))
         return LoginOutcome(None, None, None, AuthenticationFailed(GENERIC_LOGIN_ERROR))
     if throttle in session:
         session.delete(throttle)
@@ -190,16 +201,19 @@ def _locked_for(throttle: LoginThrottle, now: datetime) -> timedelta | None:
 
 
 def _count_failure(session: Session, throttle: LoginThrottle, now: datetime, max_failures: int,
-                   lock_minutes: int) -> None:
+                   lock_minutes: int) -> bool:
+    """Count one failure; True when this failure locks the address."""
     if throttle.locked_until and throttle.locked_until <= now:
         throttle.failures, throttle.locked_until = 0, None  # the lock served its time
     throttle.failures += 1
     throttle.last_failure_at = now
-    if throttle.failures >= max_failures:
+    locked = throttle.failures >= max_failures
+    if locked:
         throttle.locked_until = now + timedelta(minutes=lock_minutes)
     if throttle not in session:
         session.add(throttle)
     session.flush()
+    return locked
 
 
 def _new_session(session: Session, ctx: Ctx, user: User, now: datetime,

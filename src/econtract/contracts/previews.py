@@ -8,6 +8,8 @@ import pypdfium2 as pdfium
 
 from econtract.errors import NotFound
 
+MAX_HEIGHT_PX = 2400
+
 
 def render_page_png(pdf: bytes, *, page: int, width: int = 800) -> bytes:
     """Page ``page`` (1-based) rendered ``width`` pixels wide, as PNG."""
@@ -16,7 +18,9 @@ def render_page_png(pdf: bytes, *, page: int, width: int = 800) -> bytes:
         if not 1 <= page <= len(document):
             raise NotFound(f"The document has {len(document)} pages.", code="page_not_found")
         pdf_page = document[page - 1]
-        scale = width / max(pdf_page.get_width(), 1.0)
+        # Bound the bitmap whatever the page's shape (uploads allow 1 pt × 14,400 pt pages).
+        scale = min(width / max(pdf_page.get_width(), 1.0),
+                    MAX_HEIGHT_PX / max(pdf_page.get_height(), 1.0))
         image = pdf_page.render(scale=scale).to_pil()
         out = io.BytesIO()
         image.save(out, format="PNG", optimize=False)

@@ -327,7 +327,7 @@ def timeline(session: Session, ctx: Ctx, *, contract_id: uuid.UUID,
 
 # --- lists ---------------------------------------------------------------------------------
 
-def _visible(ctx: Ctx) -> Select[tuple[Contract]]:
+def _visible(ctx: Ctx) -> Select[Contract]:
     if ctx.org_id is None:
         raise PermissionDenied("No organisation.")
     query = select(Contract).where(Contract.org_id == ctx.org_id)
