@@ -11,7 +11,9 @@ Our exception hierarchy::
     ├── NotFound                        404 not_found             (and <resource>_not_found codes)
     ├── AuthenticationRequired          401 authentication_required
     ├── AuthenticationFailed            401 invalid_credentials
+    │   └── PinIncorrect                401 pin_incorrect
     ├── AccountLocked                   429 account_locked
+    │   └── SigningLocked               429 signing_locked        (too many wrong PINs)
     ├── CsrfFailed                      403 csrf_failed
     ├── PermissionDenied                403 permission_denied
     ├── ValidationFailed                422 validation_failed
@@ -21,6 +23,7 @@ Our exception hierarchy::
     │   ├── InvalidTransition           409 invalid_transition
     │   └── ContractNotEditable         409 contract_not_editable
     ├── IntegrityError                  500 integrity_error       (tampered blob, broken key)
+    ├── SigningError                    500 signing_failed        (the signing engine refused)
     └── UpstreamError                   502 upstream_error        (SMTP, TSA, storage)
 
 Codes are part of the public interface: add freely, never rename.
@@ -76,6 +79,16 @@ class AccountLocked(EContractError):
     title = "Too many failed attempts"
 
 
+class PinIncorrect(AuthenticationFailed):
+    code = "pin_incorrect"
+    title = "Wrong signing PIN"
+
+
+class SigningLocked(AccountLocked):
+    code = "signing_locked"
+    title = "Signing temporarily locked"
+
+
 class CsrfFailed(EContractError):
     code = "csrf_failed"
     status = 403
@@ -118,6 +131,11 @@ class ContractNotEditable(Conflict):
 class IntegrityError(EContractError):
     code = "integrity_error"
     title = "Stored data failed its integrity check"
+
+
+class SigningError(EContractError):
+    code = "signing_failed"
+    title = "The document could not be signed"
 
 
 class UpstreamError(EContractError):
