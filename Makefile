@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 # Debian packages the test suite needs: a PostgreSQL server, Chromium for the browser tests,
 # a CJK font so Chinese pages render, poppler's pdfsig/pdftotext, NSS tools for pdfsig's trust store.
 TEST_SYSTEM_PACKAGES := postgresql-15 chromium fonts-wqy-microhei poppler-utils libnss3-tools
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2
 
 .PHONY: run test bench lint install install-dev system-deps clean
 

@@ -122,11 +122,12 @@ def contract_meta(**overrides: Any) -> ContractCreate:
 
 def create_contract(rt: Runtime, user: User, *, pdf: bytes | None = None, clock: Any = None,
                     **overrides: Any) -> Contract:
+    document = contracts.Upload("lease.pdf", make_pdf(2) if pdf is None else pdf)
+    notes = contracts.Upload("notes.txt", "附件：钥匙两把".encode())
     with rt.uow() as session:
         return contracts.create(session, user_ctx(user, clock), blobs=rt.blobs, limits=rt.limits,
-                                contract_in=contract_meta(**overrides),
-                                document=contracts.Upload("lease.pdf", make_pdf(2) if pdf is None else pdf),
-                                attachments=[contracts.Upload("notes.txt", "附件：钥匙两把".encode())])
+                                contract_in=contract_meta(**overrides), document=document,
+                                attachments=[notes])
 
 
 def force_status(session: Session, contract_id: uuid.UUID, status: str) -> None:

@@ -12,17 +12,20 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
 
 from econtract.accounts import service as accounts
 from econtract.accounts.models import User, WebSession
 from econtract.accounts.security import tokens_equal
 from econtract.context import Actor, Ctx
+from econtract.contracts.service import Upload
 from econtract.errors import (
     AccountLocked,
     AuthenticationFailed,
     AuthenticationRequired,
     CsrfFailed,
     EContractError,
+    UploadRejected,
 )
 from econtract.runtime import Runtime
 
@@ -93,6 +96,16 @@ def api_unit(request: Request) -> Iterator[tuple[Session, Ctx]]:
     with runtime(request).uow() as session:
         ctx = authenticate(session, request)
         yield session, ctx
+
+
+def read_upload(file: UploadFile, max_bytes: int) -> Upload:
+    """Read at most one byte past the limit, so an oversized upload is refused without holding
+    all of it in memory (used by the API and the web forms alike)."""
+    data = file.file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise UploadRejected(f"The file is larger than the limit of {max_bytes // 2**20} MB.",
+                             code="upload_too_large")
+    return Upload(filename=file.filename or "upload", data=data)
 
 
 def problem_body(exc: EContractError, instance: str) -> dict[str, Any]:

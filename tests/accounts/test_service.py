@@ -39,10 +39,9 @@ def test_password_is_argon2id_and_rules_apply(rt: Runtime) -> None:
     user = add_user(rt, email="m@acme.test")
     assert user.password_hash.startswith("$argon2id$")
     for weak in ("short", "1234567890", "aaaaaaaaaaaa", "mallory-is-me-123"):
-        with pytest.raises(ValidationFailed) as info:
-            with rt.uow() as session:
-                accounts.create_user(session, system_ctx(), org_id=user.org_id,
-                                     email="mallory@acme.test", password=weak)
+        with pytest.raises(ValidationFailed) as info, rt.uow() as session:
+            accounts.create_user(session, system_ctx(), org_id=user.org_id,
+                                 email="mallory@acme.test", password=weak)
         assert info.value.code == "weak_password"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -43,7 +44,7 @@ def test_events_carry_actor_ip_agent_time_and_link(rt: Runtime, trail: list[Audi
     for event in trail:
         by_chain.setdefault(event.chain, []).append(event)
     for events in by_chain.values():
-        for before, after in zip(events, events[1:], strict=False):
+        for before, after in itertools.pairwise(events):
             assert after.prev_hash == before.hash and after.seq == before.seq + 1
 
 

@@ -13,8 +13,15 @@ from econtract.accounts.models import User
 from econtract.app import create_app
 from econtract.runtime import Runtime
 from tests.conftest import FakeClock
-from tests.factories import add_org, add_user, encrypted_pdf, javascript_pdf, make_pdf, owner, \
-    user_ctx
+from tests.factories import (
+    add_org,
+    add_user,
+    encrypted_pdf,
+    javascript_pdf,
+    make_pdf,
+    owner,
+    user_ctx,
+)
 
 META = {
     "title": "采购合同 Purchase", "category": "purchase", "tags": ["supplier", "华东"],

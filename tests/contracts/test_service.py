@@ -12,8 +12,13 @@ from econtract.accounts.policy import Role
 from econtract.contracts import service as contracts
 from econtract.contracts.models import Attachment, Contract, DocumentVersion
 from econtract.contracts.schemas import ContractFilter, ContractUpdate
-from econtract.errors import ContractNotEditable, IntegrityError, NotFound, PermissionDenied, \
-    UploadRejected
+from econtract.errors import (
+    ContractNotEditable,
+    IntegrityError,
+    NotFound,
+    PermissionDenied,
+    UploadRejected,
+)
 from econtract.runtime import Runtime
 from tests.factories import (
     add_org,

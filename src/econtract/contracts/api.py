@@ -27,20 +27,10 @@ from econtract.contracts.schemas import (
     VoidRequest,
 )
 from econtract.contracts.states import Status, allowed_events
-from econtract.errors import UploadRejected, ValidationFailed
-from econtract.http import api_unit, runtime
+from econtract.errors import ValidationFailed
+from econtract.http import api_unit, read_upload, runtime
 
 router = APIRouter(prefix="/contracts", tags=["contracts"])
-
-
-def read_upload(file: UploadFile, max_bytes: int) -> service.Upload:
-    """Read at most one byte past the limit, so an oversized upload is refused without
-    holding all of it in memory."""
-    data = file.file.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise UploadRejected(f"The file is larger than the limit of {max_bytes // 2**20} MB.",
-                             code="upload_too_large")
-    return service.Upload(filename=file.filename or "upload", data=data)
 
 
 def contract_read(session: Session, ctx: Ctx, contract: Contract) -> ContractRead:

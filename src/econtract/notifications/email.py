@@ -11,23 +11,21 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import email.message
 import email.policy
 import email.utils
 import hashlib
 import logging
-import os
 import re
 import smtplib
 import ssl
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from econtract.context import utcnow
 from econtract.errors import ConfigurationError, UpstreamError, ValidationFailed
+from econtract.fsutil import write_atomically
 from econtract.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -175,24 +173,9 @@ class FileEmailBackend:
         try:
             # Mail holds personal data and signing links: only our own user may read it.
             self.outbox_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _write_atomically(target, data)
+            write_atomically(target, data)
         except OSError as exc:
             raise UpstreamError(f"could not write e-mail to {target}: {_describe(exc)}") from exc
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    # Write then rename, so a reader (or a retry after a crash) never sees half a message.
-    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
 
 
 class SmtpEmailBackend:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from econtract.errors import ConfigurationError, NotFound, ValidationFailed
+from econtract.fsutil import write_atomically
 
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]{1,200}")
 _MAX_KEY_CHARS = 1024
@@ -79,20 +79,7 @@ class FileBackend:
     def put(self, key: str, data: bytes) -> None:
         target = self._path(key)
         self._make_dirs(target.parent)
-        # mkstemp creates the file O_EXCL with mode 0600; the same directory keeps os.replace
-        # atomic, so a reader sees the old blob or the new one, never a torn write.
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=_TMP_SUFFIX)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-            raise
-        _fsync_dir(target.parent)
+        write_atomically(target, data, temp_suffix=_TMP_SUFFIX)
 
     def get(self, key: str) -> bytes:
         path = self._path(key)
@@ -154,15 +141,6 @@ def _is_valid_key(key: str) -> bool:
     except ValidationFailed:
         return False
     return True
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Without this a crash right after put can lose the new directory entry (the blob).
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def backend_from_url(url: str) -> BlobBackend:

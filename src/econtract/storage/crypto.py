@@ -47,6 +47,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from econtract.errors import ConfigurationError, IntegrityError
+from econtract.fsutil import fsync_dir, write_atomically
 
 MAGIC = b"ECB1"
 KEY_BYTES = 32
@@ -108,7 +109,7 @@ class MasterKeyring:
         except FileExistsError:  # lost a race with another create: still never overwrite
             raise ConfigurationError(
                 f"master key file {path} already exists; refusing to overwrite it") from None
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return keyring
 
     @classmethod
@@ -312,25 +313,8 @@ def _write_new_file(path: Path, data: bytes) -> None:
 
 
 def _replace_file(path: Path, data: bytes) -> None:
-    """Atomically replace ``path``: readers see the old or the new file, never a partial one."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    _write_new_file(tmp, data)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the new directory entry durable; without it a crash can lose a freshly written key.
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Atomically replace the key file (0600 from the first byte, durable directory entry)."""
+    write_atomically(path, data)
 
 
 @contextlib.contextmanager
