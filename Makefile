@@ -46,7 +46,7 @@ run: install
 	$(BIN)/econtract serve
 
 lint: install-dev
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/mypy
 
 test: system-deps install-dev lint
