@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from econtract import bootstrap, migrate
+from econtract import bootstrap, migrate, pki
 from econtract.db import make_engine
 from econtract.runtime import Runtime
 from econtract.settings import Settings
@@ -137,11 +137,18 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
                     max_pages=20, base_url="http://testserver")
 
 
+@pytest.fixture(scope="session")
+def platform_pki() -> pki.PlatformPki:
+    """One generated platform PKI for the whole run (RSA key generation is slow)."""
+    return pki.create_platform_pki(name="Acme", base_url="http://testserver",
+                                   now=datetime.now(UTC) - timedelta(days=1))
+
+
 @pytest.fixture
-def rt(settings: Settings) -> Iterator[Runtime]:
+def rt(settings: Settings, platform_pki: pki.PlatformPki) -> Iterator[Runtime]:
     """An initialised installation (organisation "Acme", its owner) on the test database."""
     bootstrap.initialise(settings, org_name="Acme", admin_email=OWNER_EMAIL,
-                         admin_password=OWNER_PASSWORD)
+                         admin_password=OWNER_PASSWORD, platform=platform_pki)
     runtime = Runtime.open(settings)
     yield runtime
     runtime.close()

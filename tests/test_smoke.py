@@ -8,3 +8,18 @@ def test_migrated_schema_has_every_table(db_url: str) -> None:
     tables = set(inspect(engine).get_table_names())
     engine.dispose()
     assert {"contracts", "audit_events", "outbox", "users"} <= tables
+
+
+def test_migrations_go_down_and_up_again(db_url: str) -> None:
+    from econtract import migrate
+
+    engine = make_engine(db_url)
+    try:
+        migrate.downgrade(engine, "base")
+        assert "contracts" not in set(inspect(engine).get_table_names())
+        migrate.upgrade(engine)
+        assert migrate.current_revision(engine) is not None
+        assert {"signer_credentials", "issued_certificates"} <= set(
+            inspect(engine).get_table_names())
+    finally:
+        engine.dispose()

@@ -20,6 +20,7 @@ from econtract.accounts import api as accounts_api
 from econtract.audit import api as audit_api
 from econtract.context import utcnow
 from econtract.contracts import api as contracts_api
+from econtract.credentials import api as credentials_api
 from econtract.errors import EContractError, ValidationFailed
 from econtract.http import problem_response
 from econtract.runtime import Runtime
@@ -51,14 +52,19 @@ def create_app(runtime: Runtime, *, start_worker: bool = False,
     for module in (accounts_api, contracts_api, audit_api):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(credentials_api.router)
     web.mount(app)
     _install_error_handlers(app)
     app.middleware("http")(_security_headers(runtime.settings.secure_cookies))
     return app
 
 
+MACHINE_PREFIXES = (API_PREFIX, "/pki/", "/tsa")
+"""Paths that machines call: their errors are problem+json, never an HTML page."""
+
+
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith(API_PREFIX)
+    return request.url.path.startswith(MACHINE_PREFIXES)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -7,10 +7,11 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from econtract import migrate
+from econtract import migrate, pki
 from econtract.accounts import service as accounts
 from econtract.audit import service as audit
 from econtract.context import Actor, Ctx
+from econtract.credentials import service as credentials
 from econtract.db import make_engine, make_session_factory, unit_of_work
 from econtract.errors import ConfigurationError
 from econtract.settings import Settings
@@ -39,8 +40,12 @@ def generated_password() -> str:
 
 
 def initialise(settings: Settings, *, org_name: str, admin_email: str,
-               admin_password: str | None = None) -> InitResult:
-    """Create everything a new installation needs; refuses to run twice."""
+               admin_password: str | None = None,
+               platform: pki.PlatformPki | None = None) -> InitResult:
+    """Create everything a new installation needs; refuses to run twice.
+
+    ``platform`` lets tests reuse one generated PKI (RSA key generation takes a second or two).
+    """
     if is_initialised(settings):
         raise ConfigurationError(
             f"{settings.data_dir} is already initialised (master key exists); nothing was changed")
@@ -48,6 +53,12 @@ def initialise(settings: Settings, *, org_name: str, admin_email: str,
     os.chmod(settings.data_dir, 0o700)
     password = admin_password or generated_password()
     engine = make_engine(settings.resolved_database_url)
+    key_file = settings.resolved_master_key_file
+    # The key is needed to seal the platform keys; it is written under a temporary name and
+    # renamed last, because its presence marks the installation as initialised.
+    pending = key_file.with_name(key_file.name + ".pending")
+    pending.unlink(missing_ok=True)
+    keyring = MasterKeyring.create(pending)
     try:
         migrate.upgrade(engine)
         ctx = Ctx(actor=Actor.system("econtract init"), base_url=settings.base_url)
@@ -55,9 +66,10 @@ def initialise(settings: Settings, *, org_name: str, admin_email: str,
             audit.ensure_chain(session, None)
             accounts.create_org(session, ctx, name=org_name, admin_email=admin_email,
                                 admin_password=password, admin_name="Administrator")
-        # The key file comes last: it marks the installation as initialised, so a failure
-        # above can simply be retried.
-        MasterKeyring.create(settings.resolved_master_key_file)
+            platform = platform or pki.create_platform_pki(
+                name=org_name, base_url=settings.base_url, now=ctx.now())
+            credentials.install_platform_pki(session, keyring, platform, now=ctx.now())
+        os.replace(pending, key_file)
     finally:
         engine.dispose()
     if admin_password is None:

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from econtract.contracts.service import UploadLimits
+from econtract.credentials.service import PlatformAuthority
 from econtract.db import make_engine, make_session_factory, unit_of_work
 from econtract.errors import ConfigurationError
 from econtract.jobs import JobRegistry, Worker
@@ -32,6 +33,9 @@ class Runtime:
     blobs: BlobStore
     email: EmailBackend
     registry: JobRegistry
+    keyring: MasterKeyring
+    _authority: PlatformAuthority | None = field(default=None, init=False)
+    _authority_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _worker_thread: threading.Thread | None = field(default=None, init=False)
     _worker_stop: threading.Event = field(default_factory=threading.Event, init=False)
 
@@ -50,12 +54,20 @@ class Runtime:
         registry.register(SEND_EMAIL, make_send_email_handler(email))
         return cls(settings=settings, engine=engine, session_factory=make_session_factory(engine),
                    blobs=BlobStore(backend_from_url(settings.resolved_storage_url), keyring),
-                   email=email, registry=registry)
+                   email=email, registry=registry, keyring=keyring)
 
     @contextmanager
     def uow(self) -> Iterator[Session]:
         with unit_of_work(self.session_factory) as session:
             yield session
+
+    def authority(self) -> PlatformAuthority:
+        """The platform PKI with its keys, decrypted and parsed once per process."""
+        with self._authority_lock:
+            if self._authority is None:
+                with self.uow() as session:
+                    self._authority = PlatformAuthority.load(session, self.keyring)
+            return self._authority
 
     @property
     def limits(self) -> UploadLimits:

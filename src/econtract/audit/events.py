@@ -31,6 +31,10 @@ class EventKind(StrEnum):
     ATTACHMENT_REMOVED = "attachment.removed"
     ATTACHMENT_DOWNLOADED = "attachment.downloaded"
     AUDIT_VIEWED = "audit.viewed"
+    # signing keys and signatures
+    SIGNER_KEY_CREATED = "signer.key_created"
+    SIGNER_KEY_REVOKED = "signer.key_revoked"
+    SIGNER_PIN_FAILED = "signer.pin_failed"
     # lifecycle transitions (contracts.states writes these)
     CONTRACT_SUBMITTED = "contract.submitted"
     CONTRACT_APPROVED = "contract.approved"
