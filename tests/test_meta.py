@@ -37,3 +37,25 @@ def test_error_codes_are_unique_and_documented() -> None:
 def test_ci_runs_exactly_make_test() -> None:
     script = (ROOT / ".ci" / "run").read_text()
     assert "make test" in script
+
+
+def test_signing_exports_resolve() -> None:
+    import econtract.signing as signing
+
+    for name in signing.__all__:
+        assert getattr(signing, name) is not None, name
+
+
+def test_pyhanko_is_imported_only_by_the_signing_core() -> None:
+    for path in (ROOT / "src" / "econtract").rglob("*.py"):
+        relative = path.relative_to(ROOT / "src" / "econtract").as_posix()
+        if relative.startswith(("signing/", "pki/")):
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "import pyhanko" not in text and "from pyhanko" not in text, relative
+
+
+def test_signing_all_matches_the_lazy_table() -> None:
+    import econtract.signing as signing
+
+    assert sorted(signing.__all__) == sorted(signing._EXPORTS)

@@ -7,18 +7,23 @@ one code path for the database, storage, keys and e-mail. Nothing here exists at
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from econtract.context import Actor, Ctx
+from econtract.contracts import sending
 from econtract.contracts.service import UploadLimits
+from econtract.credentials.engine import SigningEngine
 from econtract.credentials.service import PlatformAuthority
 from econtract.db import make_engine, make_session_factory, unit_of_work
 from econtract.errors import ConfigurationError
-from econtract.jobs import JobRegistry, Worker
+from econtract.jobs import JobContext, JobRegistry, Worker
 from econtract.notifications.email import EmailBackend, email_backend_from_settings
 from econtract.notifications.jobs import SEND_EMAIL, make_send_email_handler
 from econtract.settings import Settings
@@ -35,6 +40,7 @@ class Runtime:
     registry: JobRegistry
     keyring: MasterKeyring
     _authority: PlatformAuthority | None = field(default=None, init=False)
+    _engine: SigningEngine | None = field(default=None, init=False)
     _authority_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _worker_thread: threading.Thread | None = field(default=None, init=False)
     _worker_stop: threading.Event = field(default_factory=threading.Event, init=False)
@@ -52,9 +58,17 @@ class Runtime:
         email = email_backend_from_settings(settings)
         registry = JobRegistry()
         registry.register(SEND_EMAIL, make_send_email_handler(email))
-        return cls(settings=settings, engine=engine, session_factory=make_session_factory(engine),
-                   blobs=BlobStore(backend_from_url(settings.resolved_storage_url), keyring),
-                   email=email, registry=registry, keyring=keyring)
+        blobs = BlobStore(backend_from_url(settings.resolved_storage_url), keyring)
+        runtime = cls(settings=settings, engine=engine,
+                      session_factory=make_session_factory(engine), blobs=blobs, email=email,
+                      registry=registry, keyring=keyring)
+        registry.register(sending.SEAL_JOB, runtime._seal_job)
+        return runtime
+
+    def _seal_job(self, job: JobContext, payload: dict[str, Any]) -> None:
+        ctx = Ctx(actor=Actor.system("seal job"), base_url=self.settings.base_url)
+        sending.ensure_sealed(job.session, ctx, blobs=self.blobs, engine=self.signing_engine(),
+                              contract_id=uuid.UUID(payload["contract_id"]))
 
     @contextmanager
     def uow(self) -> Iterator[Session]:
@@ -68,6 +82,15 @@ class Runtime:
                 with self.uow() as session:
                     self._authority = PlatformAuthority.load(session, self.keyring)
             return self._authority
+
+    def signing_engine(self) -> SigningEngine:
+        """The signing engine (seal key, TSA client), built once per process."""
+        authority = self.authority()
+        with self._authority_lock:
+            if self._engine is None:
+                self._engine = SigningEngine.build(authority, tsa_url=self.settings.tsa_url,
+                                                   base_url=self.settings.base_url)
+            return self._engine
 
     @property
     def limits(self) -> UploadLimits:

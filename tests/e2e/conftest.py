@@ -53,12 +53,14 @@ def live_server(rt: Runtime) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium "
                     "(`apt-get install -y chromium`); never run `playwright install`")
     # launch() gives every run a fresh temporary profile, removed when the browser closes.
+    # Module scope: Playwright's sync API keeps an event loop running in this thread until it
+    # stops, which would break any later test that runs asyncio code.
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                               args=CHROMIUM_ARGS)

@@ -35,6 +35,9 @@ class EventKind(StrEnum):
     SIGNER_KEY_CREATED = "signer.key_created"
     SIGNER_KEY_REVOKED = "signer.key_revoked"
     SIGNER_PIN_FAILED = "signer.pin_failed"
+    SIGNER_INVITED = "signer.invited"
+    SIGNER_SIGNED = "signer.signed"
+    DOCUMENT_SEALED = "document.sealed"
     # lifecycle transitions (contracts.states writes these)
     CONTRACT_SUBMITTED = "contract.submitted"
     CONTRACT_APPROVED = "contract.approved"

@@ -7,10 +7,16 @@ the services (404), so neither its existence nor its id leaks.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Protocol
 
 from econtract.accounts.policy import Role, at_least, is_system, role_of, same_org
-from econtract.context import Actor
+from econtract.context import Actor, ActorKind
+
+
+class Party(Protocol):
+    @property
+    def id(self) -> uuid.UUID: ...
 
 
 class OwnedResource(Protocol):
@@ -18,6 +24,14 @@ class OwnedResource(Protocol):
     def org_id(self) -> uuid.UUID: ...
     @property
     def owner_id(self) -> uuid.UUID: ...
+    @property
+    def signers(self) -> Sequence[Party]: ...
+
+
+def is_party(actor: Actor, contract: OwnedResource) -> bool:
+    """A signer acts only on the contract they were invited to, as themselves."""
+    return actor.kind is ActorKind.SIGNER and actor.org_id == contract.org_id and any(
+        s.id == actor.id for s in contract.signers)
 
 
 def can_create_contract(actor: Actor) -> bool:
@@ -25,6 +39,8 @@ def can_create_contract(actor: Actor) -> bool:
 
 
 def can_view_contract(actor: Actor, contract: OwnedResource) -> bool:
+    if actor.kind is ActorKind.SIGNER:
+        return is_party(actor, contract)
     if not same_org(actor, contract.org_id):
         return False
     if role_of(actor) is Role.MEMBER:

@@ -27,3 +27,12 @@ def render_page_png(pdf: bytes, *, page: int, width: int = 800) -> bytes:
         return out.getvalue()
     finally:
         document.close()
+
+
+def page_count(pdf: bytes) -> int:
+    """Pages of a PDF the platform produced or already checked."""
+    document = pdfium.PdfDocument(pdf)
+    try:
+        return len(document)
+    finally:
+        document.close()

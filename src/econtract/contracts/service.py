@@ -20,7 +20,7 @@ from econtract.audit import service as audit
 from econtract.audit.events import EventKind
 from econtract.audit.models import AuditEvent
 from econtract.context import Ctx
-from econtract.contracts import policy, uploads
+from econtract.contracts import policy, previews, uploads
 from econtract.contracts.models import (
     Attachment,
     Contract,
@@ -134,7 +134,7 @@ def remove_attachment(session: Session, ctx: Ctx, *, contract_id: uuid.UUID,
 def void(session: Session, ctx: Ctx, *, contract_id: uuid.UUID, reason: str) -> Contract:
     """Cancel a contract that is not finished; a reason is required and recorded."""
     contract = _load(session, ctx, contract_id, lock=True)
-    _require_edit(ctx, contract)
+    require_edit(ctx, contract)
     reason = reason.strip()
     if not reason:
         raise ValidationFailed("A reason is required to void a contract.", code="reason_required")
@@ -181,21 +181,37 @@ def _check_attachments(attachments: Sequence[Upload], limits: UploadLimits,
 
 def _store_document(session: Session, ctx: Ctx, blobs: BlobStore, contract: Contract,
                     document: Upload, pdf: uploads.PdfInfo) -> DocumentVersion:
+    version = store_version(session, ctx, blobs=blobs, contract=contract, data=document.data,
+                            kind="original", page_count=pdf.page_count,
+                            filename=uploads.safe_filename(document.filename,
+                                                           default="contract.pdf"))
+    audit.record(session, ctx, EventKind.DOCUMENT_UPLOADED, org_id=contract.org_id,
+                 contract_id=contract.id, data={"version": version.number,
+                                                "sha256": version.sha256, "size": version.size,
+                                                "pages": version.page_count,
+                                                "filename": version.filename})
+    return version
+
+
+def store_version(session: Session, ctx: Ctx, *, blobs: BlobStore, contract: Contract,
+                  data: bytes, kind: str, filename: str,
+                  page_count: int | None = None) -> DocumentVersion:
+    """A new immutable version of the contract PDF (encrypted blob + row with its SHA-256).
+
+    The blob is written first: if the transaction then fails, an unreferenced blob remains, never
+    a row pointing at nothing, and the previous version stays the current one.
+    """
     number = int(session.scalar(select(func.coalesce(func.max(DocumentVersion.number), 0))
                                 .where(DocumentVersion.contract_id == contract.id)) or 0) + 1
-    blob = blobs.put(org_id=contract.org_id, contract_id=contract.id, data=document.data,
+    blob = blobs.put(org_id=contract.org_id, contract_id=contract.id, data=data,
                      kind="document")
     version = DocumentVersion(
-        contract_id=contract.id, org_id=contract.org_id, number=number, kind="original",
-        filename=uploads.safe_filename(document.filename, default="contract.pdf"),
-        sha256=blob.sha256, size=blob.size, page_count=pdf.page_count, blob_key=blob.key,
-        created_at=ctx.now(), created_by=ctx.actor.label)
+        contract_id=contract.id, org_id=contract.org_id, number=number, kind=kind,
+        filename=filename, sha256=blob.sha256, size=blob.size,
+        page_count=page_count if page_count is not None else previews.page_count(data),
+        blob_key=blob.key, created_at=ctx.now(), created_by=ctx.actor.label)
     session.add(version)
     session.flush()
-    audit.record(session, ctx, EventKind.DOCUMENT_UPLOADED, org_id=contract.org_id,
-                 contract_id=contract.id, data={"version": number, "sha256": version.sha256,
-                                                "size": version.size, "pages": pdf.page_count,
-                                                "filename": version.filename})
     return version
 
 
@@ -230,7 +246,7 @@ def _load(session: Session, ctx: Ctx, contract_id: uuid.UUID, *, lock: bool = Fa
     return contract
 
 
-def _require_edit(ctx: Ctx, contract: Contract) -> None:
+def require_edit(ctx: Ctx, contract: Contract) -> None:
     if not policy.can_edit_contract(ctx.actor, contract):
         raise PermissionDenied("You may not change this contract.")
 
@@ -238,7 +254,7 @@ def _require_edit(ctx: Ctx, contract: Contract) -> None:
 def _load_for_edit(session: Session, ctx: Ctx, contract_id: uuid.UUID) -> Contract:
     # Locked, then checked: a concurrent send cannot slip between the check and the edit.
     contract = _load(session, ctx, contract_id, lock=True)
-    _require_edit(ctx, contract)
+    require_edit(ctx, contract)
     if Status(contract.status) not in EDITABLE:
         raise ContractNotEditable(
             f"The contract is {contract.status}; only drafts can be edited.",
@@ -246,9 +262,10 @@ def _load_for_edit(session: Session, ctx: Ctx, contract_id: uuid.UUID) -> Contra
     return contract
 
 
-def get(session: Session, ctx: Ctx, *, contract_id: uuid.UUID) -> Contract:
-    """The contract if the actor may see it (no audit event: for internal use)."""
-    return _load(session, ctx, contract_id)
+def get(session: Session, ctx: Ctx, *, contract_id: uuid.UUID, lock: bool = False) -> Contract:
+    """The contract if the actor may see it (no audit event: for internal use); ``lock`` takes
+    the row lock that serialises sending, signing and sealing of one contract."""
+    return _load(session, ctx, contract_id, lock=lock)
 
 
 def view(session: Session, ctx: Ctx, *, contract_id: uuid.UUID) -> Contract:

@@ -25,6 +25,10 @@ class Signer(Base):
     """Signing order; signers with the same number form a parallel group."""
     role: Mapped[str] = mapped_column(String(20), default="signer")
     status: Mapped[str] = mapped_column(String(20), default="waiting")
+    field_name: Mapped[str | None] = mapped_column(String(64))
+    """The PDF signature field made for this signer when the contract is sent."""
+    credential_serial: Mapped[str | None] = mapped_column(String(48))
+    """Serial of the certificate this signer signed with."""
     created_at: Mapped[datetime]
     signed_at: Mapped[datetime | None]
     declined_at: Mapped[datetime | None]
