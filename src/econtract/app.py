@@ -24,6 +24,7 @@ from econtract.credentials import api as credentials_api
 from econtract.errors import EContractError, ValidationFailed
 from econtract.http import problem_response
 from econtract.runtime import Runtime
+from econtract.verification import api as verification_api
 
 log = logging.getLogger("econtract")
 
@@ -49,7 +50,7 @@ def create_app(runtime: Runtime, *, start_worker: bool = False,
     app.state.runtime = runtime
     app.state.clock = clock
     api = APIRouter(prefix=API_PREFIX)
-    for module in (accounts_api, contracts_api, audit_api):
+    for module in (accounts_api, contracts_api, audit_api, verification_api):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(credentials_api.router)

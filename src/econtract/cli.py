@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -19,7 +20,7 @@ from econtract.accounts.policy import Role
 from econtract.audit import service as audit
 from econtract.context import Actor, Ctx
 from econtract.db import make_engine
-from econtract.errors import EContractError, NotFound
+from econtract.errors import ConfigurationError, EContractError, NotFound
 from econtract.runtime import Runtime
 from econtract.settings import Settings, load_settings
 
@@ -221,6 +222,38 @@ def audit_verify() -> None:
         else f"chain {b.chain}"
     click.echo(f"audit chain BROKEN at {where}: {b.reason}", err=True)
     sys.exit(1)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--trust", "trust_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A trusted root certificate (PEM or DER); repeatable.")
+@click.option("--crl", "crl_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A CRL (DER or PEM) to check revocation with; repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def verify(file: Path, trust_files: tuple[Path, ...], crl_files: tuple[Path, ...],
+           as_json: bool) -> None:
+    """Verify a signed PDF; exit 0 valid, 1 not valid, 2 could not run.
+
+    Trusted: the roots given with --trust, plus the platform root (and its current CRLs) when
+    ECONTRACT_DATA_DIR is an initialised installation.
+    """
+    from econtract.cli_verify import load_certificates, load_crls, print_report, run_verify
+
+    with errors_to_exit(2):
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {file}: {exc.strerror}") from exc
+        roots, crls = load_certificates(trust_files), load_crls(crl_files)
+        report = run_verify(_settings(), data, roots=roots, crls=crls, filename=file.name)
+    if as_json:
+        click.echo(report.to_json())
+    else:
+        print_report(report, file.name)
+    sys.exit(0 if report.valid else 1)
 
 
 @main.group()

@@ -68,7 +68,11 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A read-only unit (execution option ``read_only``) takes no write lock: under WAL it reads a
+    # snapshot while a writer works, and it cannot deadlock against a write transaction that the
+    # same thread already holds.
+    read_only = connection.get_execution_options().get("read_only", False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -101,6 +105,17 @@ def unit_of_work(session_factory: sessionmaker[Session]) -> Iterator[Session]:
         session.rollback()
         raise
     finally:
+        session.close()
+
+
+@contextmanager
+def read_only_unit(engine: Engine) -> Iterator[Session]:
+    """A session for reading only; it is rolled back at the end, whatever it did."""
+    session = Session(bind=engine.execution_options(read_only=True), expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.rollback()
         session.close()
 
 

@@ -21,7 +21,7 @@ from econtract.contracts import sending
 from econtract.contracts.service import UploadLimits
 from econtract.credentials.engine import SigningEngine
 from econtract.credentials.service import PlatformAuthority
-from econtract.db import make_engine, make_session_factory, unit_of_work
+from econtract.db import make_engine, make_session_factory, read_only_unit, unit_of_work
 from econtract.errors import ConfigurationError
 from econtract.jobs import JobContext, JobRegistry, Worker
 from econtract.notifications.email import EmailBackend, email_backend_from_settings
@@ -79,7 +79,7 @@ class Runtime:
         """The platform PKI with its keys, decrypted and parsed once per process."""
         with self._authority_lock:
             if self._authority is None:
-                with self.uow() as session:
+                with read_only_unit(self.engine) as session:
                     self._authority = PlatformAuthority.load(session, self.keyring)
             return self._authority
 

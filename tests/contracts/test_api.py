@@ -186,6 +186,7 @@ def test_second_organisation_gets_404_everywhere(client: TestClient, rt: Runtime
     urls = [
         ("GET", f"/api/v1/contracts/{cid}", None), ("PATCH", f"/api/v1/contracts/{cid}", {}),
         ("POST", f"/api/v1/contracts/{cid}/void", {"reason": "x"}),
+        ("POST", f"/api/v1/contracts/{cid}/send", None),
         ("GET", f"/api/v1/contracts/{cid}/document", None),
         ("GET", f"/api/v1/contracts/{cid}/document?version=1", None),
         ("GET", f"/api/v1/contracts/{cid}/versions", None),
@@ -210,3 +211,32 @@ def test_second_organisation_gets_404_everywhere(client: TestClient, rt: Runtime
     # and nothing of A changed
     mine = client.get(f"/api/v1/contracts/{cid}", headers=api_key(rt, owner(rt))).json()
     assert mine["status"] == "draft" and len(mine["attachments"]) == 1
+
+
+def test_send_certifies_and_freezes(client: TestClient, rt: Runtime) -> None:
+    headers = api_key(rt, owner(rt))
+    cid = create(client, headers)["id"]
+    sent = client.post(f"/api/v1/contracts/{cid}/send", headers=headers)
+    assert sent.status_code == 200, sent.text
+    body = sent.json()
+    assert body["status"] == "sent" and body["document"]["kind"] == "certified"
+    assert body["document"]["page_count"] == 4  # 2 uploaded + a clauses page + a signature page
+    assert [s["status"] for s in body["signers"]] == ["invited", "waiting"]
+    pdf = client.get(f"/api/v1/contracts/{cid}/document", headers=headers).content
+    verdict = client.post("/api/v1/verify", files={"file": ("c.pdf", pdf)}).json()
+    assert verdict["verdict"] == "valid"
+    assert [s["kind"] for s in verdict["signatures"]] == ["certification"]
+    again = client.post(f"/api/v1/contracts/{cid}/send", headers=headers)
+    assert again.status_code == 409
+    frozen = client.patch(f"/api/v1/contracts/{cid}", headers=headers, json={"title": "x"})
+    assert frozen.status_code == 409 and frozen.json()["code"] == "contract_not_editable"
+    kinds = [e["kind"] for e in client.get(f"/api/v1/contracts/{cid}/audit",
+                                           headers=headers).json()]
+    assert "contract.sent" in kinds and "signer.invited" in kinds
+
+
+def test_send_needs_a_signer(client: TestClient, rt: Runtime) -> None:
+    headers = api_key(rt, owner(rt))
+    cid = create(client, headers, signers=[])["id"]
+    refused = client.post(f"/api/v1/contracts/{cid}/send", headers=headers)
+    assert refused.status_code == 422 and refused.json()["code"] == "no_signers"

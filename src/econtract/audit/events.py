@@ -38,6 +38,7 @@ class EventKind(StrEnum):
     SIGNER_INVITED = "signer.invited"
     SIGNER_SIGNED = "signer.signed"
     DOCUMENT_SEALED = "document.sealed"
+    DOCUMENT_VERIFIED = "document.verified"
     # lifecycle transitions (contracts.states writes these)
     CONTRACT_SUBMITTED = "contract.submitted"
     CONTRACT_APPROVED = "contract.approved"

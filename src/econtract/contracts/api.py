@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from econtract.context import Ctx
-from econtract.contracts import policy, previews, service
+from econtract.contracts import policy, previews, sending, service
 from econtract.contracts.models import Contract
 from econtract.contracts.schemas import (
     AttachmentRead,
@@ -106,6 +106,16 @@ def update_contract(request: Request, contract_id: uuid.UUID,
                     patch: ContractUpdate) -> ContractRead:
     with api_unit(request) as (session, ctx):
         contract = service.update(session, ctx, contract_id=contract_id, patch=patch)
+        return contract_read(session, ctx, contract)
+
+
+@router.post("/{contract_id}/send", response_model=ContractRead,
+             summary="Send: prepare and certify the document, open signing")
+def send_contract(request: Request, contract_id: uuid.UUID) -> ContractRead:
+    rt = runtime(request)
+    with api_unit(request) as (session, ctx):
+        contract = sending.send(session, ctx, blobs=rt.blobs, engine=rt.signing_engine(),
+                                contract_id=contract_id)
         return contract_read(session, ctx, contract)
 
 

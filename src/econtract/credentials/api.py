@@ -9,6 +9,7 @@ import binascii
 from fastapi import APIRouter, Request, Response
 
 from econtract.credentials import service
+from econtract.db import read_only_unit
 from econtract.errors import NotFound, ValidationFailed
 from econtract.http import clock, runtime
 
@@ -44,7 +45,7 @@ def ca_certificate(request: Request, name: str) -> Response:
 @router.get("/pki/crl/{name}", summary="The current CRL of a platform CA (DER)")
 def certificate_revocation_list(request: Request, name: str) -> Response:
     rt = runtime(request)
-    with rt.uow() as session:
+    with read_only_unit(rt.engine) as session:
         der = service.crl(session, rt.authority(), slug=_slug(name, ".crl"), now=clock(request)())
     return Response(der, media_type="application/pkix-crl",
                     headers={"Cache-Control": "no-cache"})
@@ -67,7 +68,7 @@ def ocsp_get(request: Request, encoded: str) -> Response:
 
 def _ocsp(request: Request, der: bytes) -> Response:
     rt = runtime(request)
-    with rt.uow() as session:
+    with read_only_unit(rt.engine) as session:
         answer = service.ocsp(session, rt.authority(), request_der=der, now=clock(request)())
     return Response(answer, media_type="application/ocsp-response",
                     headers={"Cache-Control": "no-cache"})

@@ -27,7 +27,13 @@ from econtract.audit import service as audit
 from econtract.audit.events import EventKind
 from econtract.context import Ctx
 from econtract.credentials.models import IssuedCertificate, PlatformCredential, SignerCredential
-from econtract.errors import ConfigurationError, NotFound, PinIncorrect, SigningLocked
+from econtract.errors import (
+    ConfigurationError,
+    NotFound,
+    PinIncorrect,
+    SigningLocked,
+    ValidationFailed,
+)
 from econtract.storage import MasterKeyring
 
 PIN_MAX_FAILURES = 5
@@ -119,6 +125,16 @@ def crl(session: Session, authority: PlatformAuthority, *, slug: str, now: datet
     # Milliseconds since the epoch: strictly increasing across processes and restarts.
     number = int(now.timestamp() * 1000)
     return pki.build_crl(ca, revoked, now=now, next_update=now + CRL_VALIDITY, number=number)
+
+
+def _reason_flag(reason: str) -> x509.ReasonFlags:
+    """``key_compromise`` or ``keyCompromise`` (RFC 5280's spelling)."""
+    try:
+        return x509.ReasonFlags[reason] if reason in x509.ReasonFlags.__members__ else \
+            x509.ReasonFlags(reason)
+    except ValueError:
+        raise ValidationFailed(f"Unknown revocation reason {reason!r}.",
+                               code="invalid_reason") from None
 
 
 def _reason(name: str | None) -> x509.ReasonFlags | None:
@@ -248,7 +264,7 @@ def revoke_credential(session: Session, ctx: Ctx, *, credential: SignerCredentia
     credential.status, credential.revoked_at = "revoked", now
     issued = session.get_one(IssuedCertificate, credential.serial)
     if issued.revoked_at is None:
-        issued.revoked_at, issued.revocation_reason = now, x509.ReasonFlags(reason).value
+        issued.revoked_at, issued.revocation_reason = now, _reason_flag(reason).value
     session.flush()
     audit.record(session, ctx, EventKind.SIGNER_KEY_REVOKED, org_id=ctx.org_id,
                  data={"email": credential.email, "serial": credential.serial,

@@ -164,6 +164,7 @@ EVENT_LABELS: dict[str, str] = {
     EventKind.SIGNER_INVITED: N_("Signer invited"),
     EventKind.SIGNER_SIGNED: N_("Signer signed"),
     EventKind.DOCUMENT_SEALED: N_("Document sealed"),
+    EventKind.DOCUMENT_VERIFIED: N_("Document verified"),
     EventKind.CONTRACT_SUBMITTED: N_("Submitted for approval"),
     EventKind.CONTRACT_APPROVED: N_("Approved"),
     EventKind.CONTRACT_REJECTED: N_("Rejected"),
