@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from econtract.audit.models import AuditEvent
 from econtract.cli import main
@@ -60,21 +60,41 @@ def test_commands_before_init_fail_cleanly(env: dict[str, str]) -> None:
     assert bad.exit_code == 2 and "ECONTRACT_BASE_URL" in bad.output
 
 
-def test_audit_verify_names_the_tampered_entry(env: dict[str, str], db_url: str) -> None:
+def _tamper(db_url: str, how: str) -> int:
+    """Edit, delete or reorder one audit row directly in the database; returns its id."""
+    engine = make_engine(db_url)
+    with unit_of_work(make_session_factory(engine)) as session:
+        rows = session.scalars(select(AuditEvent).where(AuditEvent.chain != "system")
+                               .order_by(AuditEvent.seq)).all()
+        victim, neighbour = rows[2], rows[3]
+        victim_seq, neighbour_seq = victim.seq, neighbour.seq
+        if how == "edit":
+            session.execute(update(AuditEvent).where(AuditEvent.id == victim.id)
+                            .values(kind="user.deleted"))
+        elif how == "delete":
+            session.execute(delete(AuditEvent).where(AuditEvent.id == victim.id))
+        else:  # swap two neighbours' places in the sequence
+            session.execute(update(AuditEvent).where(AuditEvent.id == victim.id).values(seq=-1))
+            session.execute(update(AuditEvent).where(AuditEvent.id == neighbour.id)
+                            .values(seq=victim_seq))
+            session.execute(update(AuditEvent).where(AuditEvent.id == victim.id)
+                            .values(seq=neighbour_seq))
+    engine.dispose()
+    return neighbour.id if how in ("delete", "reorder") else victim.id
+
+
+@pytest.mark.parametrize("how", ["edit", "delete", "reorder"])
+def test_audit_verify_names_the_tampered_entry(env: dict[str, str], db_url: str,
+                                               how: str) -> None:
     assert run(env, "init", "--admin-password", "a fine root passphrase").exit_code == 0
     run(env, "user", "create", "--email", "a@example.com", "--password", "member password 1")
     run(env, "user", "create", "--email", "b@example.com", "--password", "member password 1")
     ok = run(env, "audit", "verify")
     assert ok.exit_code == 0 and "audit chain OK" in ok.output
-    engine = make_engine(db_url)
-    with unit_of_work(make_session_factory(engine)) as session:
-        victim = session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()[2]
-        session.execute(update(AuditEvent).where(AuditEvent.id == victim.id)
-                        .values(kind="user.deleted"))
-    engine.dispose()
+    named = _tamper(db_url, how)
     broken = run(env, "audit", "verify")
-    assert broken.exit_code == 1
-    assert f"event id {victim.id}" in broken.output and "content changed" in broken.output
+    assert broken.exit_code == 1, broken.output
+    assert f"event id {named}" in broken.output and "BROKEN" in broken.output
 
 
 def test_db_upgrade_is_idempotent(env: dict[str, str]) -> None:

@@ -177,6 +177,18 @@ def test_cookie_session_needs_csrf_header(client: TestClient, rt: Runtime,
     client.cookies.clear()
 
 
+def _session_of(rt: Runtime, email: str) -> tuple[str, str]:
+    from econtract.context import Actor, Ctx
+    from tests.factories import PASSWORD
+
+    with rt.uow() as session:
+        outcome = accounts.login(session, Ctx(actor=Actor.anonymous()), email=email,
+                                 password=PASSWORD, max_failures=5, lock_minutes=15,
+                                 absolute_hours=12)
+    assert outcome.token and outcome.csrf_token
+    return outcome.token, outcome.csrf_token
+
+
 def test_second_organisation_gets_404_everywhere(client: TestClient, rt: Runtime) -> None:
     """Acceptance: every contract, document, attachment and audit URL of organisation A is a
     404 for organisation B's API key, and for its browser session."""
@@ -200,6 +212,13 @@ def test_second_organisation_gets_404_everywhere(client: TestClient, rt: Runtime
         response = client.request(method, url, headers=headers, json=payload)
         assert response.status_code == 404, (method, url, response.status_code)
         assert response.json()["code"].endswith("not_found"), url
+    # the same walk as organisation B's signed-in user (browser session + CSRF header)
+    token, csrf = _session_of(rt, "boss@globex.test")
+    client.cookies.set("econtract_session", token)
+    for method, url, payload in urls:
+        response = client.request(method, url, json=payload, headers={"X-CSRF-Token": csrf})
+        assert response.status_code == 404, ("session", method, url, response.status_code)
+    client.cookies.clear()
     for method, url in [("PUT", f"/api/v1/contracts/{cid}/document"),
                         ("POST", f"/api/v1/contracts/{cid}/attachments")]:
         response = client.request(method, url, headers=headers,
