@@ -3,6 +3,7 @@ keys, the seal job (B-LTA), and the platform's verifier on the result — on bot
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -140,3 +141,30 @@ def test_certificates_name_each_signer(rt: Runtime) -> None:
     names = sorted(c.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
                    for c in certs)
     assert names == ["Bob Lee", "张三"]
+
+
+def test_pin_reset_revokes_the_old_certificate(rt: Runtime) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from econtract.credentials.models import SignerCredential
+
+    first = sent_contract(rt, signers=[SIGNERS[0]])
+    assert sign_as(rt, first.id, "zhang@example.com").error is None
+    second = sent_contract(rt, signers=[SIGNERS[0]])
+    zhang = signer_row(rt, second.id, "zhang@example.com")
+    verify_identity(rt, zhang)  # identity proven again, then a new PIN
+    with rt.uow() as session:
+        parties.reset_pin(session, Ctx(actor=parties.signer_actor(zhang)),
+                          engine=rt.signing_engine(), keyring=rt.keyring,
+                          contract_id=second.id, signer_id=zhang.id, new_pin="307418")
+    with rt.uow() as session:
+        rows = session.scalars(select(SignerCredential).order_by(SignerCredential.created_at))
+        old, new = list(rows)
+        assert old.status == "revoked" and new.status == "active"
+        crl = x509.load_der_x509_crl(rt.signing_engine().crls(session, utcnow())[1])
+    old_serial = x509.load_der_x509_certificate(old.certificate).serial_number
+    assert crl.get_revoked_certificate_by_serial_number(old_serial) is not None
+    assert isinstance(sign_as(rt, second.id, "zhang@example.com").error, PinIncorrect)
+    time.sleep(1.1)  # the growing delay after a wrong PIN (1 s after the first)
+    assert sign_as(rt, second.id, "zhang@example.com", pin="307418").error is None
+    assert serialization  # the new key signs; the old signature stays in the first contract

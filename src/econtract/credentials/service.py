@@ -217,9 +217,10 @@ def unlock(session: Session, ctx: Ctx, *, keyring: MasterKeyring, credential: Si
     wait = _pin_wait(credential, now)
     if wait is not None:
         seconds = max(int(wait.total_seconds()) + 1, 1)
-        return UnlockOutcome(None, SigningLocked(
-            f"Too many wrong PINs. Signing is locked; try again in {seconds} seconds.",
-            details={"retry_after": seconds}))
+        message = (f"Too many wrong PINs. Signing is locked; try again in {seconds} seconds."
+                   if credential.pin_failures >= PIN_MAX_FAILURES else
+                   f"Please wait {seconds} seconds before entering the PIN again.")
+        return UnlockOutcome(None, SigningLocked(message, details={"retry_after": seconds}))
     try:
         key = pki.unlock_signer_key(credential.key_blob, pin=pin, keyring=keyring,
                                     aad=_aad(str(credential.id)))

@@ -16,6 +16,7 @@ from typing import Literal
 from cryptography import x509
 from sqlalchemy.orm import Session
 
+from econtract import pki
 from econtract.audit import service as audit
 from econtract.audit.events import EventKind
 from econtract.context import Actor, ActorKind, Ctx
@@ -156,3 +157,23 @@ def _record_signature(session: Session, ctx: Ctx, contract: Contract, signer: Si
         sending.queue_seal(session, contract=contract, now=now)
     else:
         routing.open_next_group(session, ctx, contract)
+
+
+def reset_pin(session: Session, ctx: Ctx, *, engine: SigningEngine, keyring: MasterKeyring,
+              contract_id: uuid.UUID, signer_id: uuid.UUID, new_pin: str) -> None:
+    """A forgotten PIN: with identity proven again (the signer is ``verified`` on this contract),
+    the old certificate is revoked and a new key with a new PIN replaces it."""
+    contract = contracts.get(session, ctx, contract_id=contract_id, lock=True)
+    signer = get_signer(session, contract_id=contract.id, signer_id=signer_id)
+    if ctx.actor.kind is not ActorKind.SIGNER or ctx.actor.id != signer.id:
+        raise PermissionDenied("Only the signer can reset their own PIN.")
+    if signer.status != "verified":
+        raise PermissionDenied("Verify your identity again before choosing a new PIN.",
+                               code="identity_not_verified")
+    pki.check_pin_rules(new_pin)  # before revoking anything: a weak PIN changes nothing
+    old = credentials.active_credential(session, email=signer.email)
+    if old is not None:
+        credentials.revoke_credential(session, ctx, credential=old, reason="superseded")
+    credentials.set_up_credential(session, ctx, keyring=keyring, authority=engine.authority,
+                                  name=signer.name, email=signer.email, pin=new_pin,
+                                  base_url=engine.base_url)
