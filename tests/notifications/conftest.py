@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,15 +11,10 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 from sqlalchemy.orm import Session, sessionmaker
 
 from econtract.db import make_engine, make_session_factory
+from tests.conftest import free_port
 
 SMTP_USER = "mailer"
 SMTP_PASSWORD = "s3cret-pa55"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Inbox:
