@@ -152,3 +152,34 @@ def rt(settings: Settings, platform_pki: pki.PlatformPki) -> Iterator[Runtime]:
     runtime = Runtime.open(settings)
     yield runtime
     runtime.close()
+
+
+@pytest.fixture(scope="session")
+def sealed_contract(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path,
+                    platform_pki: pki.PlatformPki) -> Iterator[bytes]:
+    """One real contract, signed by three people and sealed, made once per run: every test
+    installation shares ``platform_pki``, so it verifies on all of them."""
+    from tests.parties.test_sign import SIGNERS, current_pdf, sent_contract, sign_as
+
+    root = tmp_path_factory.mktemp("sealed")
+    shutil.copyfile(sqlite_template, root / "econtract.db")
+    settings = Settings(data_dir=root / "data", database_url=f"sqlite:///{root}/econtract.db",
+                        base_url="http://testserver")
+    bootstrap.initialise(settings, org_name="Acme", admin_email=OWNER_EMAIL,
+                         admin_password=OWNER_PASSWORD, platform=platform_pki)
+    rt = Runtime.open(settings)
+    try:
+        contract = sent_contract(rt)
+        for signer in SIGNERS:
+            assert sign_as(rt, contract.id, str(signer["email"])).error is None
+        assert rt.worker().run_once() >= 1
+        version, pdf = current_pdf(rt, contract.id)
+        assert version.kind == "sealed"
+        yield pdf
+    finally:
+        rt.close()
+
+
+@pytest.fixture
+def sealed_pdf(sealed_contract: bytes) -> bytes:
+    return sealed_contract

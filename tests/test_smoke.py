@@ -23,3 +23,18 @@ def test_migrations_go_down_and_up_again(db_url: str) -> None:
             inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+def test_models_and_migrations_agree(db_url: str) -> None:
+    """Every model change comes with its migration (autogenerate finds nothing to do)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from econtract.models import Base
+
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    finally:
+        engine.dispose()

@@ -23,6 +23,7 @@ from econtract.contracts import api as contracts_api
 from econtract.credentials import api as credentials_api
 from econtract.errors import EContractError, ValidationFailed
 from econtract.http import problem_response
+from econtract.parties import api as parties_api
 from econtract.runtime import Runtime
 from econtract.verification import api as verification_api
 
@@ -50,10 +51,11 @@ def create_app(runtime: Runtime, *, start_worker: bool = False,
     app.state.runtime = runtime
     app.state.clock = clock
     api = APIRouter(prefix=API_PREFIX)
-    for module in (accounts_api, contracts_api, audit_api, verification_api):
+    for module in (accounts_api, contracts_api, audit_api, verification_api, parties_api):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(credentials_api.router)
+    app.include_router(parties_api.link_router)
     web.mount(app)
     _install_error_handlers(app)
     app.middleware("http")(_security_headers(runtime.settings.secure_cookies))

@@ -148,3 +148,49 @@ def test_sign_in_create_find_open_and_switch_language(
     assert not errors, errors
     context.close()
     phone_pass(browser, live_server, detail_url, screenshots)
+
+
+def verify_upload(page: Page, base_url: str, pdf: Path) -> None:
+    page.goto(f"{base_url}/verify")
+    page.set_input_files('input[name="file"]', str(pdf))
+    page.click('.verify-upload button[type="submit"]')
+    expect(page.locator(".verdict")).to_be_visible()
+
+
+def test_verify_a_sealed_contract_without_signing_in(
+        browser: Browser, live_server: str, sealed_pdf: bytes, tmp_path: Path,
+        screenshots: Path) -> None:
+    pdf = tmp_path / "租赁合同 lease (signed).pdf"
+    pdf.write_bytes(sealed_pdf)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(f"{live_server}/verify")
+    expect(page.locator("h1")).to_have_text("Verify a signed PDF")
+    expect(page.locator(".mainnav a")).to_have_text(["Verify"])  # nobody is signed in
+    expect(page.locator(".checks li")).to_have_count(4)
+    page.screenshot(path=screenshots / "10-verify-form.png", full_page=True)
+
+    verify_upload(page, live_server, pdf)
+    expect(page.locator(".verdict")).to_have_class(re.compile(r"\bverdict-ok\b"))
+    expect(page.locator(".verdict-title")).to_have_text("Valid")
+    expect(page.locator(".sig-card")).to_have_count(5)
+    for name in ("张三", "Bob Lee", "王五"):
+        expect(page.locator(".sig-name", has_text=name)).to_be_visible()
+    expect(page.locator(".facts-file")).to_contain_text("租赁合同 lease (signed).pdf")
+    assert_no_sideways_scroll(page)
+    page.screenshot(path=screenshots / "11-verify-valid.png", full_page=True)
+    assert not errors, errors
+    context.close()
+
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                                is_mobile=True, has_touch=True, locale="zh-CN")
+    page = phone.new_page()
+    verify_upload(page, live_server, pdf)
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(page.locator(".verdict-title")).to_have_text("有效")
+    expect(page.locator(".sig-kind").first).to_contain_text("认证签名")
+    assert_no_sideways_scroll(page)
+    page.screenshot(path=screenshots / "12-verify-phone.png", full_page=True)
+    phone.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,20 +25,10 @@ from econtract.context import Actor, Ctx, utcnow
 from econtract.credentials import service as credentials
 from econtract.credentials.models import SignerCredential
 from econtract.runtime import Runtime
+from econtract.signing import AppearanceSpec, sign_field
 from econtract.signing.report import Verdict
 from econtract.signing.verify import TrustSpec, verify_pdf
 from tests.parties.test_sign import SIGNERS, current_pdf, sent_contract, sign_as
-
-
-@pytest.fixture
-def sealed_pdf(rt: Runtime) -> bytes:
-    contract = sent_contract(rt)
-    for signer in SIGNERS:
-        assert sign_as(rt, contract.id, str(signer["email"])).error is None
-    assert rt.worker().run_once() >= 1
-    version, pdf = current_pdf(rt, contract.id)
-    assert version.kind == "sealed"
-    return pdf
 
 
 def test_cli_and_api_say_valid(rt: Runtime, sealed_pdf: bytes, tmp_path: Path) -> None:
@@ -93,10 +84,9 @@ def test_outside_trust_is_not_trusted(rt: Runtime, sealed_pdf: bytes, tmp_path: 
 
 
 def test_long_term_validation_past_expiry(rt: Runtime, sealed_pdf: bytes) -> None:
+    # signer certificates live 730 days; the platform's CAs 10 and 20 years
+    later = utcnow() + timedelta(days=800)
     with rt.uow() as session:
-        certs = [x509.load_der_x509_certificate(c.certificate)
-                 for c in session.scalars(select(SignerCredential))]
-        later = max(c.not_valid_after_utc for c in certs) + timedelta(days=30)
         crls = rt.signing_engine().crls(session, later)
     report = verify_pdf(sealed_pdf, TrustSpec(roots=(rt.authority().root.certificate,),
                                               crls=crls, moment=later))
@@ -135,23 +125,36 @@ def _ocsp_for(rt: Runtime, cert: x509.Certificate) -> bytes:
 
 
 def test_revoked_signer_is_invalid_trust_via_crl_and_ocsp(rt: Runtime) -> None:
-    contract = sent_contract(rt, signers=[SIGNERS[0]])
-    assert sign_as(rt, contract.id, "zhang@example.com").error is None
-    _, signed = current_pdf(rt, contract.id)
-    root = rt.authority().root.certificate
+    """A key used after its certificate was revoked (say, a stolen key): the signature's
+    timestamp proves it was made after the revocation, so no point of existence saves it."""
+    first = sent_contract(rt, signers=[SIGNERS[0]])
+    assert sign_as(rt, first.id, "zhang@example.com").error is None
+    time.sleep(1.1)  # CRLs and OCSP carry whole seconds: keep signing and revoking apart
     with rt.uow() as session:
         row = session.scalars(select(SignerCredential)).one()
         cert = x509.load_der_x509_certificate(row.certificate)
-        before = verify_pdf(signed, rt.signing_engine().trust(session, utcnow()))
-        credentials.revoke_credential(session, Ctx(actor=Actor.system("test")), credential=row,
-                                      reason="key_compromise")
-    assert before.verdict is Verdict.VALID
-    later = utcnow() + timedelta(minutes=1)
+        ctx = Ctx(actor=Actor.system("test"))
+        stolen = credentials.unlock(session, ctx, keyring=rt.keyring, credential=row,
+                                    pin="482915").key
+        credentials.revoke_credential(session, ctx, credential=row, reason="key_compromise")
+    assert stolen is not None
+    second = sent_contract(rt, signers=[SIGNERS[0]])
+    _, certified = current_pdf(rt, second.id)
+    engine = rt.signing_engine()
+    forged = sign_field(certified, field_name="signer-1", key=engine.signer_key(stolen, cert),
+                        appearance=AppearanceSpec(name="张三", email="zhang@example.com"),
+                        tsa=engine.tsa, signing_time=utcnow())
+    root = rt.authority().root.certificate
+    now = utcnow()
     with rt.uow() as session:
-        via_crl = verify_pdf(signed, rt.signing_engine().trust(session, later))
-        root_crl = rt.signing_engine().crls(session, later)[0]
+        via_crl = verify_pdf(forged, engine.trust(session, now))
+        root_crl = engine.crls(session, now)[0]
     assert via_crl.verdict is Verdict.INVALID_TRUST, via_crl.to_dict()
-    via_ocsp = verify_pdf(signed, TrustSpec(roots=(root,), crls=(root_crl,),
-                                            ocsps=(_ocsp_for(rt, cert),), moment=later))
+    via_ocsp = verify_pdf(forged, TrustSpec(roots=(root,), crls=(root_crl,),
+                                            ocsps=(_ocsp_for(rt, cert),), moment=now))
     assert via_ocsp.verdict is Verdict.INVALID_TRUST, via_ocsp.to_dict()
     assert any("revoked" in s.reason.lower() for s in via_ocsp.signatures)
+    # the signature made before the revocation keeps its value (proven by its timestamp)
+    _, honest = current_pdf(rt, first.id)
+    with rt.uow() as session:
+        assert verify_pdf(honest, engine.trust(session, now)).verdict is Verdict.VALID

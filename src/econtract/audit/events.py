@@ -37,6 +37,12 @@ class EventKind(StrEnum):
     SIGNER_PIN_FAILED = "signer.pin_failed"
     SIGNER_INVITED = "signer.invited"
     SIGNER_SIGNED = "signer.signed"
+    SIGNER_LINK_OPENED = "signer.link_opened"
+    SIGNER_OTP_SENT = "signer.otp_sent"
+    SIGNER_OTP_FAILED = "signer.otp_failed"
+    SIGNER_IDENTITY_VERIFIED = "signer.identity_verified"
+    SIGNER_CONSENTED = "signer.consented"
+    SIGNER_DECLINED = "signer.declined"
     DOCUMENT_SEALED = "document.sealed"
     DOCUMENT_VERIFIED = "document.verified"
     # lifecycle transitions (contracts.states writes these)

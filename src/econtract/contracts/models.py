@@ -20,8 +20,8 @@ class Contract(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
-    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("organisations.id"))
+    owner_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id"), index=True)
     title: Mapped[str] = mapped_column(String(300))
     status: Mapped[str] = mapped_column(String(30))
     """Only ``contracts.states.transition`` writes this column."""
@@ -48,8 +48,8 @@ class Contract(Base):
 class ContractTag(Base):
     __tablename__ = "contract_tags"
 
-    contract_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"),
-                                                   primary_key=True)
+    contract_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("contracts.id", ondelete="CASCADE"), primary_key=True)
     tag: Mapped[str] = mapped_column(String(50), primary_key=True, index=True)
 
 
@@ -60,7 +60,7 @@ class ContractClause(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     contract_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
+        Uuid, ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
     position: Mapped[int]
     title: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)
@@ -74,8 +74,8 @@ class DocumentVersion(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     contract_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
-    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+        Uuid, ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("organisations.id"))
     number: Mapped[int]
     kind: Mapped[str] = mapped_column(String(30))
     """``original`` (as uploaded), later ``prepared``, ``signed``, ``sealed``."""
@@ -95,8 +95,8 @@ class Attachment(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     contract_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
-    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+        Uuid, ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("organisations.id"))
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int]

@@ -98,9 +98,12 @@ def self_check(session: Session, engine: SigningEngine, pdf: bytes, now: datetim
 
 
 def queue_seal(session: Session, *, contract: Contract, now: datetime) -> None:
-    """Seal once every signer has signed; the dedupe key makes a second request harmless."""
-    enqueue(session, kind=SEAL_JOB, payload={"contract_id": str(contract.id)}, now=now,
-            org_id=contract.org_id, dedupe_key=f"seal:{contract.id}")
+    """Seal once every signer has signed; the dedupe key makes a second request harmless, and
+    a seal job that gave up earlier (say, after repeated worker crashes) is given a new start."""
+    job = enqueue(session, kind=SEAL_JOB, payload={"contract_id": str(contract.id)}, now=now,
+                  org_id=contract.org_id, dedupe_key=f"seal:{contract.id}")
+    if job.status == "failed":
+        job.status, job.attempts, job.run_after, job.last_error = "pending", 0, now, None
 
 
 def ensure_sealed(session: Session, ctx: Ctx, *, blobs: BlobStore, engine: SigningEngine,

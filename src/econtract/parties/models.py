@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, Uuid
+from sqlalchemy import ForeignKey, Index, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from econtract.db import Base
@@ -16,8 +16,8 @@ class Signer(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     contract_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
-    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+        Uuid, ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("organisations.id"))
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(40))
@@ -33,3 +33,48 @@ class Signer(Base):
     signed_at: Mapped[datetime | None]
     declined_at: Mapped[datetime | None]
     decline_reason: Mapped[str | None] = mapped_column(Text)
+    verified_at: Mapped[datetime | None]
+    identity_method: Mapped[str | None] = mapped_column(String(30))
+    """How the identity was proven (``email_otp`` …), for the certificate of completion."""
+    otp_failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    """Wrong one-time codes in a row; reset by a right one."""
+    otp_locked_until: Mapped[datetime | None]
+
+
+class SignerLink(Base):
+    """An invitation link ``{base_url}/s/{token}``: only the token's SHA-256 is stored.
+
+    A signer may hold several live links (the invitation, later reminders): each e-mail carries a
+    fresh token because the plaintext of an earlier one is not kept anywhere.
+    """
+
+    __tablename__ = "signer_links"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    signer_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("signers.id", ondelete="CASCADE"), index=True)
+    contract_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("organisations.id"))
+    purpose: Mapped[str] = mapped_column(String(20), default="sign")
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    last_opened_at: Mapped[datetime | None]
+
+
+class SignerOtp(Base):
+    """A one-time code sent to a signer; stored hashed, used at most once."""
+
+    __tablename__ = "signer_otps"
+    __table_args__ = (Index("ix_signer_otps_signer_created", "signer_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    signer_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("signers.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(20), default="email")
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    """Set when the code is accepted, or when a newer code or a lock replaces it."""

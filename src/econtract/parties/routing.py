@@ -8,6 +8,7 @@ from econtract.audit import service as audit
 from econtract.audit.events import EventKind
 from econtract.context import Ctx
 from econtract.contracts.models import Contract
+from econtract.parties import invitations
 from econtract.parties.models import Signer
 
 SIGNING_ROLES = frozenset({"signer"})
@@ -37,7 +38,8 @@ def is_turn_of(contract: Contract, signer: Signer) -> bool:
 
 
 def open_next_group(session: Session, ctx: Ctx, contract: Contract) -> list[Signer]:
-    """Invite the group whose turn has come (signers still ``waiting``)."""
+    """Invite the group whose turn has come (signers still ``waiting``): each gets a personal
+    link by e-mail through the outbox, committed with the change that opened the group."""
     invited = []
     for signer in current_group(contract):
         if signer.status == "waiting":
@@ -48,4 +50,5 @@ def open_next_group(session: Session, ctx: Ctx, contract: Contract) -> list[Sign
                          data={"signer_id": str(signer.id), "email": signer.email,
                                "order": signer.order})
     session.flush()
+    invitations.invite(session, ctx, contract=contract, signers=invited)
     return invited

@@ -33,8 +33,9 @@ from econtract.errors import (
     PermissionDenied,
     PinIncorrect,
     SigningLocked,
+    ValidationFailed,
 )
-from econtract.parties import routing
+from econtract.parties import invitations, links, routing
 from econtract.parties.models import Signer
 from econtract.signing import AppearanceSpec, SigningKey, sign_field
 from econtract.storage import BlobStore, MasterKeyring
@@ -95,6 +96,44 @@ def sign(session: Session, ctx: Ctx, *, blobs: BlobStore, engine: SigningEngine,
                                       page_count=current.page_count)
     _record_signature(session, ctx, contract, signer, version.sha256, version.number, serial)
     return SignOutcome(contract, None)
+
+
+MAX_REASON_LENGTH = 2000
+
+
+def decline(session: Session, ctx: Ctx, *, contract_id: uuid.UUID, signer_id: uuid.UUID,
+            reason: str) -> Contract:
+    """The signer refuses to sign: a reason is required; signing ends for everyone, the owner
+    is told, and the signer's links die (the others' die with the contract's state)."""
+    contract = contracts.get(session, ctx, contract_id=contract_id, lock=True)
+    signer = get_signer(session, contract_id=contract.id, signer_id=signer_id)
+    if ctx.actor.kind is not ActorKind.SIGNER or ctx.actor.id != signer.id:
+        raise PermissionDenied("Only the invited signer can decline in their place.")
+    reason = reason.strip()
+    if not reason:
+        raise ValidationFailed("A reason is required to decline.", code="reason_required")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise ValidationFailed(f"The reason may be at most {MAX_REASON_LENGTH} characters.",
+                               code="reason_too_long")
+    if Status(contract.status) not in (Status.SENT, Status.SIGNING):
+        raise InvalidTransition(f"A contract that is {contract.status} cannot be declined.")
+    if signer.status in ("signed", "declined"):
+        raise Conflict(f"You have already {signer.status} this contract.",
+                       code=f"already_{signer.status}")
+    if signer.role not in routing.SIGNING_ROLES or signer.status == "waiting":
+        raise PermissionDenied("It is not your turn to sign yet.", code="not_your_turn")
+    now = ctx.now()
+    signer.status, signer.declined_at, signer.decline_reason = "declined", now, reason
+    session.flush()
+    audit.record(session, ctx, EventKind.SIGNER_DECLINED, org_id=contract.org_id,
+                 contract_id=contract.id,
+                 data={"signer_id": str(signer.id), "email": signer.email, "name": signer.name,
+                       "reason": reason})
+    transition(session, ctx, contract, Event.DECLINE,
+               {"signer_id": str(signer.id), "reason": reason})
+    links.revoke_for_signer(session, signer=signer, now=now)
+    invitations.notify_declined(session, ctx, contract=contract, signer=signer, reason=reason)
+    return contract
 
 
 def _check_may_sign(ctx: Ctx, contract: Contract, signer: Signer) -> None:

@@ -15,6 +15,7 @@ token has been seen (and one retry with that allowance if a token ever outgrows 
 
 from __future__ import annotations
 
+import functools
 import weakref
 
 from asn1crypto import x509 as asn1_x509
@@ -109,7 +110,16 @@ def reserve_for(certificates_size: int, token_size: int | None) -> int:
 def as_asn1_certificate(cert: x509.Certificate) -> asn1_x509.Certificate:
     """Convert a ``cryptography`` certificate to asn1crypto (pyHanko's certificate type).
 
+    The parsed object is shared per DER encoding: a signer's adapter is built for every
+    signature (the key is unlocked each time), and registering the same issuer and root parsed
+    afresh (names, key identifiers) cost ~1 ms of each signature. pyHanko only reads them.
+
     :param cert: the certificate.
     :return: the same certificate, parsed by asn1crypto.
     """
-    return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+    return _parsed_certificate(cert.public_bytes(serialization.Encoding.DER))
+
+
+@functools.lru_cache(maxsize=128)
+def _parsed_certificate(der: bytes) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(der)

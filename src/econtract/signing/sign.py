@@ -179,10 +179,11 @@ def run_with_reserve(pdf: bytes, writer: IncrementalPdfFileWriter | None, attemp
     try:
         return _run(attempt(writer or open_for_update(pdf), tight)).getvalue()
     except _ReserveTooSmall:
-        generous = reserve_for(certificates_size, None)
-        if tight >= generous:
-            raise SigningError("The signature does not fit its reserved space") from None
-        return _run(attempt(open_for_update(pdf), generous)).getvalue()
+        pass  # retry below, outside the handler (see econtract.signing._aio.run_sync)
+    generous = reserve_for(certificates_size, None)
+    if tight >= generous:
+        raise SigningError("The signature does not fit its reserved space")
+    return _run(attempt(open_for_update(pdf), generous)).getvalue()
 
 
 class _ReserveTooSmall(Exception):

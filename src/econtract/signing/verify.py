@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from asn1crypto import crl as asn1_crl
+from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto.x509 import Certificate
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -449,6 +451,10 @@ class _Document:
         self.crls = rules.well_formed([*trust.crls, *crls], "crl")
         self.ocsps = rules.well_formed([*trust.ocsps, *ocsps], "ocsp")
         self.parsed_crls = [x509.load_der_x509_crl(blob) for blob in self.crls]
+        # What pyHanko would load from the DER in every context (two per signature), loaded
+        # once: asn1crypto keeps what it parses on the object, so the contexts share that work.
+        self.asn1_crls = [asn1_crl.CertificateList.load(blob) for blob in self.crls]
+        self.asn1_ocsps = [asn1_ocsp.OCSPResponse.load(blob) for blob in self.ocsps]
         self.proofs: list[tuple[int, datetime]] = []  # (revision, time) of proven doc timestamps
         self.changes: dict[int, list[Change]] = {}
 
@@ -512,7 +518,8 @@ class _Document:
     def context(self, moment: datetime) -> ValidationContext:
         """A fresh context per check, so certificates one signature carries never help another."""
         return ValidationContext(
-            trust_roots=self.roots, other_certs=self.certs, crls=self.crls, ocsps=self.ocsps,
+            trust_roots=self.roots, other_certs=self.certs, crls=self.asn1_crls,
+            ocsps=self.asn1_ocsps,
             moment=moment, allow_fetching=False, revocation_mode="hard-fail",
             retroactive_revinfo=True, weak_hash_algos=_WEAK)
 

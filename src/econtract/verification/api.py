@@ -17,8 +17,8 @@ def verify(request: Request, file: Annotated[UploadFile, File()]) -> dict[str, A
     upload = read_upload(file, service.MAX_VERIFY_BYTES)
     rt = runtime(request)
     ctx = base_ctx(request)
+    engine = rt.signing_engine()
     with rt.uow() as session:
-        trust = service.trust_for(session, rt.signing_engine(), ctx)
-        report = service.verify_document(session, ctx, data=upload.data, trust=trust,
-                                         filename=upload.filename)
+        report = service.verify_with_platform(session, ctx, engine, data=upload.data,
+                                              filename=upload.filename)
     return report.to_dict()

@@ -17,7 +17,8 @@ from econtract.errors import UploadRejected
 from econtract.signing.report import VerificationReport
 from econtract.signing.verify import TrustSpec, verify_isolated
 
-__all__ = ["MAX_VERIFY_BYTES", "TrustSpec", "trust_for", "verify_document", "verify_isolated"]
+__all__ = ["MAX_VERIFY_BYTES", "TrustSpec", "trust_for", "verify_document", "verify_isolated",
+           "verify_with_platform"]
 
 MAX_VERIFY_BYTES = 64 * 1024 * 1024
 
@@ -46,3 +47,10 @@ def verify_document(session: Session, ctx: Ctx, *, data: bytes, trust: TrustSpec
         "verdict": report.verdict.value, "signatures": len(report.signatures),
         "filename": filename[:200]})
     return report
+
+
+def verify_with_platform(session: Session, ctx: Ctx, engine: SigningEngine, *, data: bytes,
+                         filename: str = "") -> VerificationReport:
+    """What the API and the /verify page do: platform trust, sandboxed verdict, audit."""
+    return verify_document(session, ctx, data=data, trust=trust_for(session, engine, ctx),
+                           filename=filename)

@@ -1,7 +1,8 @@
 """The server-rendered web UI (Jinja2, Simplified Chinese and English).
 
-``mount(app)`` adds the pages of ``accounts.web`` and ``contracts.web``, the static files and the
-locale middleware; ``render_error`` is the web side of the one error mapping in ``app.py``.
+``mount(app)`` adds the pages of ``accounts.web``, ``contracts.web`` and ``verification.web``,
+the static files and the locale middleware; ``render_error`` is the web side of the one error
+mapping in ``app.py``.
 """
 
 from __future__ import annotations
@@ -53,12 +54,14 @@ def mount(app: FastAPI) -> None:
     # be circular whenever one of them is imported first.
     from econtract.accounts import web as accounts_web
     from econtract.contracts import web as contracts_web
+    from econtract.verification import web as verification_web
 
     i18n.load_all()
     app.add_middleware(LocaleMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(accounts_web.router)
     app.include_router(contracts_web.router)
+    app.include_router(verification_web.router)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 
 

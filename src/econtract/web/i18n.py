@@ -163,6 +163,12 @@ EVENT_LABELS: dict[str, str] = {
     EventKind.SIGNER_PIN_FAILED: N_("Wrong signing PIN entered"),
     EventKind.SIGNER_INVITED: N_("Signer invited"),
     EventKind.SIGNER_SIGNED: N_("Signer signed"),
+    EventKind.SIGNER_LINK_OPENED: N_("Signing link opened"),
+    EventKind.SIGNER_OTP_SENT: N_("Verification code sent"),
+    EventKind.SIGNER_OTP_FAILED: N_("Wrong verification code entered"),
+    EventKind.SIGNER_IDENTITY_VERIFIED: N_("Signer identity verified"),
+    EventKind.SIGNER_CONSENTED: N_("Consent to sign electronically given"),
+    EventKind.SIGNER_DECLINED: N_("Signer declined"),
     EventKind.DOCUMENT_SEALED: N_("Document sealed"),
     EventKind.DOCUMENT_VERIFIED: N_("Document verified"),
     EventKind.CONTRACT_SUBMITTED: N_("Submitted for approval"),
@@ -206,6 +212,8 @@ KNOWN_MESSAGES = (
     N_("each signer needs a different e-mail address"),
     N_("at most 20 tags"),
     N_("each tag must be at most 50 characters"),
+    N_("This signing link is not valid. Check that you copied the whole address."),
+    N_("This signing link can no longer be used."),
 )
 
 
