@@ -75,3 +75,24 @@ def test_smtp_down_means_retry_not_loss(session_factory: sessionmaker[Session]) 
         server.stop()
     with unit_of_work(session_factory) as session:
         assert session.scalar(select(OutboxJob.status)) == "done"
+
+
+def test_delivered_mail_leaves_no_body_in_the_outbox(tmp_path: Path, db_url: str) -> None:
+    from econtract.db import make_engine, make_session_factory
+
+    engine = make_engine(db_url)
+    factory = make_session_factory(engine)
+    registry = JobRegistry()
+    registry.register(SEND_EMAIL, make_send_email_handler(
+        FileEmailBackend(tmp_path / "outbox", sender="econtract <a@b.c>")))
+    secret = "https://example.test/s/SECRET-TOKEN code 123456"
+    with unit_of_work(factory) as session:
+        job = queue_email(session, now=datetime.now(UTC), message=EmailMessage(
+            to=("x@example.com",), subject="Invitation", text=secret))
+        job_id = job.id
+    assert Worker(factory, registry).run_once() == 1
+    with unit_of_work(factory) as session:
+        done = session.get_one(OutboxJob, job_id)
+        assert done.status == "done" and "SECRET-TOKEN" not in str(done.payload)
+        assert done.payload["to"] == ["x@example.com"]
+    engine.dispose()

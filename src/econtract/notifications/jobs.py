@@ -26,6 +26,12 @@ def make_send_email_handler(backend: EmailBackend) -> JobHandler:
     def send_email(ctx: JobContext, payload: dict[str, Any]) -> None:
         # Derived from the job, not the attempt: a retry rewrites the same file or reuses the
         # same Message-ID instead of producing a second, different message.
-        backend.send(EmailMessage.from_payload(payload), message_id=f"job-{ctx.job.id}")
+        message = EmailMessage.from_payload(payload)
+        backend.send(message, message_id=f"job-{ctx.job.id}")
+        # Once delivered, the body leaves the database: invitation links and one-time codes
+        # are bearer secrets, and a done job needs only who got what, for the record.
+        ctx.job.payload = {"delivered": True, "to": list(message.to),
+                           "subject": message.subject,
+                           "attachments": [a.filename for a in message.attachments]}
 
     return send_email
