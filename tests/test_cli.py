@@ -129,3 +129,16 @@ def test_keys_rotate_keeps_every_blob_readable(rt: object, settings: object) -> 
         assert data.startswith(b"%PDF-")
     finally:
         fresh.close()
+
+
+def test_access_log_hides_signer_tokens() -> None:
+    import logging
+
+    from econtract.cli import RedactSignerLinks
+
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/s/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_x", "1.1", 303),
+        None)
+    assert RedactSignerLinks().filter(record)
+    assert "AbCdEf" not in record.getMessage() and "/s/[redacted]" in record.getMessage()

@@ -6,6 +6,8 @@ code 1 (2 where a command documents "could not run"); no stack trace reaches the
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,6 +56,18 @@ def _runtime() -> Iterator[Runtime]:
         yield rt
     finally:
         rt.close()
+
+
+class RedactSignerLinks(logging.Filter):
+    """Keeps invitation tokens (``/s/<token>``) out of the access log."""
+
+    _TOKEN = re.compile(r"(/s/)[A-Za-z0-9_-]{16,}")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                                for a in record.args)
+        return True
 
 
 def _cli_ctx(settings: Settings) -> Ctx:
@@ -107,8 +121,11 @@ def serve(host: str, port: int, no_worker: bool) -> None:
         app = create_app(rt, start_worker=not no_worker)
         click.echo(f"econtract serving on http://{host}:{port}  (public URL "
                    f"{rt.settings.base_url}; worker {'off' if no_worker else 'in-process'})")
-        uvicorn.run(app, host=host, port=port, log_level=rt.settings.log_level.lower(),
-                    proxy_headers=False)
+        config = uvicorn.Config(app, host=host, port=port,
+                                log_level=rt.settings.log_level.lower(), proxy_headers=False)
+        # After Config(), which sets up uvicorn's loggers: signer links carry a bearer token.
+        logging.getLogger("uvicorn.access").addFilter(RedactSignerLinks())
+        uvicorn.Server(config).run()
 
 
 @main.command()
