@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from econtract.audit import service as audit
 from econtract.audit.events import EventKind
@@ -239,7 +239,11 @@ def _load(session: Session, ctx: Ctx, contract_id: uuid.UUID, *, lock: bool = Fa
     if ctx.org_id is not None:
         query = query.where(Contract.org_id == ctx.org_id)
     if lock:
-        query = query.with_for_update()
+        # Locking paths (send, sign, seal) rarely need tags, clauses or attachments: load those
+        # on first use instead of eagerly (three fewer queries per signature).
+        query = query.with_for_update().options(lazyload(Contract.tags),
+                                                lazyload(Contract.clauses),
+                                                lazyload(Contract.attachments))
     contract = session.scalar(query)
     if contract is None or not policy.can_view_contract(ctx.actor, contract):
         raise NotFound("No such contract.", code="contract_not_found")
