@@ -259,3 +259,20 @@ def test_send_needs_a_signer(client: TestClient, rt: Runtime) -> None:
     cid = create(client, headers, signers=[])["id"]
     refused = client.post(f"/api/v1/contracts/{cid}/send", headers=headers)
     assert refused.status_code == 422 and refused.json()["code"] == "no_signers"
+
+
+def test_parallel_page_previews_do_not_crash(client: TestClient, rt: Runtime) -> None:
+    """PDFium is not thread-safe; a detail page asks for several pages at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    headers = api_key(rt, owner(rt))
+    cid = create(client, headers, pdf=make_pdf(4))["id"]
+
+    def fetch(page: int) -> int:
+        answer = client.get(f"/api/v1/contracts/{cid}/pages/{page}.png?width=400",
+                            headers=headers)
+        assert answer.content.startswith(b"\x89PNG")
+        return answer.status_code
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert set(pool.map(fetch, [1, 2, 3, 4] * 5)) == {200}
