@@ -280,6 +280,16 @@ def print_header(title: str, settings: Mapping[str, object]) -> dict[str, str]:
     return info
 
 
+def finish(path: str | None, *, machine: Mapping[str, str], stats: Mapping[str, Stats],
+           targets: list[Any]) -> int:
+    """Print PASS/MISS per target, write the JSON file if asked; benchmarks always exit 0."""
+    print("\n## Targets\n")
+    for target in targets:
+        print(target.line())
+    write_json(path, machine=machine, stats=stats, targets=targets)
+    return 0
+
+
 def write_json(path: str | None, **content: Any) -> None:
     """Write the run's figures (``Stats`` become dicts) to ``path``, if given."""
     if not path:

@@ -332,11 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     stats["commit"] = common.Stats.of(bench.commits)
     targets = [t for doc in docs for t in report_document(doc, stats, samples)]
     targets += report_references(stats)
-    print("\n## Targets\n")
-    for target in targets:
-        print(target.line())
-    common.write_json(args.json, machine=info, stats=stats, targets=targets)
-    return 0
+    return common.finish(args.json, machine=info, stats=stats, targets=targets)
 
 
 if __name__ == "__main__":

@@ -150,11 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                                      warmup=1))
     stats = common.summarise(samples)
     targets = report(files, stats)
-    print("\n## Targets\n")
-    for target in targets:
-        print(target.line())
-    common.write_json(args.json, machine=info, stats=stats, targets=targets)
-    return 0
+    return common.finish(args.json, machine=info, stats=stats, targets=targets)
 
 
 if __name__ == "__main__":
