@@ -17,6 +17,10 @@ class Organisation(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime]
+    reminder_interval_hours: Mapped[int] = mapped_column(default=72, server_default="72")
+    """Default hours between automatic signing reminders, for contracts that set none."""
+    reminder_max: Mapped[int] = mapped_column(default=3, server_default="3")
+    """Default maximum of automatic reminders per contract (0 = none)."""
 
 
 class User(Base):

@@ -33,6 +33,19 @@ class Contract(Base):
     updated_at: Mapped[datetime]
     status_changed_at: Mapped[datetime]
     void_reason: Mapped[str | None] = mapped_column(Text)
+    routing: Mapped[str] = mapped_column(String(20), default="sequential",
+                                         server_default="sequential")
+    """``sequential``: groups by order number, one after the other; ``parallel``: all at once."""
+    reminder_interval_hours: Mapped[int | None]
+    """Hours between automatic reminders to pending signers; ``None`` takes the organisation's."""
+    reminder_max: Mapped[int | None]
+    """At most this many automatic reminders; ``None`` takes the organisation's, 0 turns off."""
+    reminders_sent: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_reminder_at: Mapped[datetime | None] = mapped_column(index=True)
+    """When the reminder sweep should next remind this contract's pending signers."""
+    certificate_blob_key: Mapped[str | None] = mapped_column(String(200))
+    """The sealed certificate of completion (encrypted blob), once the contract is completed."""
+    certificate_sha256: Mapped[str | None] = mapped_column(String(64))
 
     signers: Mapped[list[Signer]] = relationship(
         order_by="(Signer.order, Signer.created_at)", cascade="all, delete-orphan",

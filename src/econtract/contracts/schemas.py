@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, mo
 from econtract.contracts.states import Status
 
 SignerRole = Literal["signer", "approver", "cc"]
+IdentityMethod = Literal["email_otp", "sms_otp"]
+Routing = Literal["sequential", "parallel"]
 SortKey = Literal["created_at", "-created_at", "updated_at", "-updated_at", "title", "-title",
                   "expiry_date", "-expiry_date", "effective_date", "-effective_date",
                   "sign_deadline", "-sign_deadline", "status", "-status"]
@@ -24,6 +26,17 @@ class SignerIn(BaseModel):
     phone: str | None = Field(default=None, max_length=40, pattern=r"^\+?[0-9 ()-]{5,40}$")
     order: int = Field(default=1, ge=1, le=100)
     role: SignerRole = "signer"
+    identity_method: IdentityMethod = "email_otp"
+    """How the signer proves who they are: a code by e-mail (default) or by SMS (needs a phone)."""
+    access_code: str | None = Field(default=None, min_length=4, max_length=32)
+    """Optional: a code the sender tells the signer by another channel; asked before anything
+    else. Stored hashed and never shown again."""
+
+    @model_validator(mode="after")
+    def _sms_needs_phone(self) -> SignerIn:
+        if self.identity_method == "sms_otp" and not self.phone:
+            raise ValueError("identity_method sms_otp needs a phone number")
+        return self
 
 
 class ClauseIn(BaseModel):
@@ -94,6 +107,11 @@ class ContractCreate(_ContractFields):
     clauses: list[ClauseIn] = Field(default_factory=list, max_length=100)
     category: str | None = Field(default=None, max_length=100)
     tags: list[str] = Field(default_factory=list)
+    routing: Routing = "sequential"
+    reminder_interval_hours: int | None = Field(default=None, ge=1, le=24 * 30)
+    """Hours between automatic reminders; empty takes the organisation's default."""
+    reminder_max: int | None = Field(default=None, ge=0, le=20)
+    """At most this many automatic reminders (0 = none); empty takes the organisation's."""
 
 
 class ContractUpdate(_ContractFields):
@@ -107,6 +125,9 @@ class ContractUpdate(_ContractFields):
     clauses: list[ClauseIn] | None = Field(default=None, max_length=100)
     category: str | None = Field(default=None, max_length=100)
     tags: list[str] | None = None
+    routing: Routing | None = None
+    reminder_interval_hours: int | None = Field(default=None, ge=1, le=24 * 30)
+    reminder_max: int | None = Field(default=None, ge=0, le=20)
 
 
 class VoidRequest(BaseModel):
@@ -123,9 +144,22 @@ class SignerRead(BaseModel):
     order: int
     role: str
     status: str
+    identity_method: str = Field(validation_alias="auth_method")
+    has_access_code: bool = False
     signed_at: datetime | None
     declined_at: datetime | None
     decline_reason: str | None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _access_code_flag(cls, value: Any) -> Any:
+        # Only whether a code is set goes out, never its hash.
+        if hasattr(value, "access_code_hash"):
+            return {**{k: getattr(value, k) for k in (
+                "id", "name", "email", "phone", "order", "role", "status", "auth_method",
+                "signed_at", "declined_at", "decline_reason")},
+                "has_access_code": value.access_code_hash is not None}
+        return value
 
 
 class ClauseRead(BaseModel):
@@ -188,6 +222,11 @@ class ContractRead(ContractSummary):
     document: DocumentRead | None = None
     void_reason: str | None
     status_changed_at: datetime
+    routing: str
+    reminder_interval_hours: int | None
+    reminder_max: int | None
+    reminders_sent: int
+    next_reminder_at: datetime | None
     allowed_actions: list[str] = Field(default_factory=list)
 
 

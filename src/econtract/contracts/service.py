@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, lazyload
 
+from econtract.accounts.security import hash_password
 from econtract.audit import service as audit
 from econtract.audit.events import EventKind
 from econtract.audit.models import AuditEvent
@@ -144,9 +145,10 @@ def void(session: Session, ctx: Ctx, *, contract_id: uuid.UUID, reason: str) -> 
 
 
 def _apply_fields(contract: Contract, fields: dict[str, Any], now: datetime) -> None:
-    simple = ("effective_date", "expiry_date", "sign_deadline", "category")
+    simple = ("effective_date", "expiry_date", "sign_deadline", "category", "routing",
+              "reminder_interval_hours", "reminder_max")
     for name in simple:
-        if name in fields:
+        if name in fields and not (name == "routing" and fields[name] is None):
             setattr(contract, name, fields[name])
     if contract.sign_deadline is not None:
         contract.sign_deadline = contract.sign_deadline.astimezone(UTC)
@@ -167,6 +169,9 @@ def _apply_fields(contract: Contract, fields: dict[str, Any], now: datetime) -> 
 def _signer(contract: Contract, signer_in: SignerIn, now: datetime) -> Signer:
     return Signer(org_id=contract.org_id, name=signer_in.name, email=signer_in.email.lower(),
                   phone=signer_in.phone, order=signer_in.order, role=signer_in.role,
+                  auth_method=signer_in.identity_method,
+                  access_code_hash=(hash_password(signer_in.access_code)
+                                    if signer_in.access_code else None),
                   status="waiting", created_at=now)
 
 

@@ -39,6 +39,14 @@ class Signer(Base):
     otp_failures: Mapped[int] = mapped_column(default=0, server_default="0")
     """Wrong one-time codes in a row; reset by a right one."""
     otp_locked_until: Mapped[datetime | None]
+    auth_method: Mapped[str] = mapped_column(String(20), default="email_otp",
+                                             server_default="email_otp")
+    """The one-time code's channel chosen by the sender: ``email_otp`` or ``sms_otp``."""
+    access_code_hash: Mapped[str | None] = mapped_column(String(200))
+    """An optional access code the sender tells the signer out of band (Argon2id hash)."""
+    access_code_failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    access_granted_at: Mapped[datetime | None]
+    """When the access code was entered right (``None`` while one is required)."""
 
 
 class SignerLink(Base):
@@ -68,11 +76,14 @@ class SignerOtp(Base):
     """A one-time code sent to a signer; stored hashed, used at most once."""
 
     __tablename__ = "signer_otps"
-    __table_args__ = (Index("ix_signer_otps_signer_created", "signer_id", "created_at"),)
+    __table_args__ = (Index("ix_signer_otps_signer_created", "signer_id", "created_at"),
+                      Index("ix_signer_otps_ip_created", "ip", "created_at"))
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     signer_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("signers.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(20), default="email")
+    ip: Mapped[str | None] = mapped_column(String(64))
+    """The address that asked for the code, for the per-IP send limit."""
     code_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]

@@ -1,4 +1,5 @@
-"""Who signs when: sequential groups by order number (equal numbers sign in parallel)."""
+"""Who signs when: sequential groups by order number (equal numbers sign in parallel), or
+everyone at once when the contract's ``routing`` is ``parallel``."""
 
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ def all_signed(contract: Contract) -> bool:
 
 
 def current_group(contract: Contract) -> list[Signer]:
-    """The signers whose turn it is: the lowest order number not fully signed yet."""
+    """The signers whose turn it is: the lowest order number not fully signed yet, or every
+    signer still to sign when the contract is routed in parallel."""
     pending = [s for s in signing_parties(contract) if s.status != "signed"]
-    if not pending:
-        return []
+    if not pending or contract.routing == "parallel":
+        return pending
     turn = min(s.order for s in pending)
     return [s for s in pending if s.order == turn]
 
