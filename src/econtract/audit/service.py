@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event as sa_event
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from econtract.audit.events import EventKind
@@ -59,19 +60,18 @@ def ensure_chain(session: Session, org_id: uuid.UUID | None) -> None:
 def record(session: Session, ctx: Ctx, kind: EventKind, *, org_id: uuid.UUID | None = None,
            contract_id: uuid.UUID | None = None, data: dict[str, Any] | None = None,
            actor_label: str | None = None) -> AuditEvent:
-    """Append one event to its organisation's chain, in the caller's transaction."""
+    """Append one event to its organisation's chain, in the caller's transaction.
+
+    The event row is written at the next flush; the chain's head row is locked at the first
+    event of the transaction and written once, just before the commit (see ``_HeadCache``).
+    """
     org = org_id if org_id is not None else ctx.org_id
-    chain = chain_for(org)
-    head = session.execute(
-        select(AuditHead).where(AuditHead.chain == chain).with_for_update()
-    ).scalar_one_or_none()
-    if head is None:
-        ensure_chain(session, org)
-        head = session.get_one(AuditHead, chain)
+    head = _HeadCache.of(session).locked(session, org)
     actor = ctx.actor
     event = AuditEvent(
-        chain=chain, seq=head.seq + 1, org_id=org, contract_id=contract_id, kind=str(kind),
-        actor_kind=str(actor.kind), actor_id=str(actor.id) if actor.id else None,
+        chain=head.chain, seq=head.seq + 1, org_id=org, contract_id=contract_id,
+        kind=str(kind), actor_kind=str(actor.kind),
+        actor_id=str(actor.id) if actor.id else None,
         actor_label=(actor_label or actor.label)[:320], ip=ctx.ip,
         user_agent=(ctx.user_agent or None), occurred_at=ctx.now().astimezone(UTC),
         data=_jsonable(data or {}), prev_hash=head.hash,
@@ -80,9 +80,78 @@ def record(session: Session, ctx: Ctx, kind: EventKind, *, org_id: uuid.UUID | N
         event.data = {**event.data, "api_key_id": str(actor.api_key_id)}
     event.hash = event_hash(event)
     session.add(event)
-    head.seq, head.hash = event.seq, event.hash
-    session.flush()
+    head.seq, head.hash, head.dirty = event.seq, event.hash, True
     return event
+
+
+def current_head(session: Session, org_id: uuid.UUID | None) -> tuple[int, str]:
+    """The chain's newest (seq, hash) as this transaction sees it, including the events it
+    recorded but has not committed yet; locks the head like ``record``."""
+    head = _HeadCache.of(session).locked(session, org_id)
+    return head.seq, head.hash
+
+
+@dataclass
+class _Head:
+    chain: str
+    seq: int
+    hash: str
+    dirty: bool = False
+
+
+class _HeadCache:
+    """The heads a transaction has locked, kept in ``session.info`` for that transaction only.
+
+    A signature writes several events; locking and updating the head row once per transaction
+    instead of once per event saves two statements an event. The lock taken at the first event
+    (``FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` holds the write lock already)
+    still serialises appends, and the head row is written by the ``before_commit`` hook below,
+    in the same transaction as the events.
+    """
+
+    KEY = "econtract.audit.heads"
+
+    def __init__(self, transaction: object) -> None:
+        self.transaction = transaction
+        self.heads: dict[str, _Head] = {}
+
+    @classmethod
+    def of(cls, session: Session) -> _HeadCache:
+        transaction = session.get_transaction() or session.begin()
+        cache = session.info.get(cls.KEY)
+        if not isinstance(cache, _HeadCache) or cache.transaction is not transaction:
+            cache = session.info[cls.KEY] = cls(transaction)
+        return cache
+
+    def locked(self, session: Session, org_id: uuid.UUID | None) -> _Head:
+        chain = chain_for(org_id)
+        head = self.heads.get(chain)
+        if head is None:
+            row = session.execute(
+                select(AuditHead.seq, AuditHead.hash).where(AuditHead.chain == chain)
+                .with_for_update()).one_or_none()
+            if row is None:
+                ensure_chain(session, org_id)
+                head = _Head(chain, 0, GENESIS)
+            else:
+                head = _Head(chain, row.seq, row.hash)
+            self.heads[chain] = head
+        return head
+
+    def write(self, session: Session) -> None:
+        for head in self.heads.values():
+            if head.dirty:
+                session.execute(update(AuditHead).where(AuditHead.chain == head.chain)
+                                .values(seq=head.seq, hash=head.hash)
+                                .execution_options(synchronize_session=False))
+                head.dirty = False
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _write_heads(session: Session) -> None:
+    cache = session.info.get(_HeadCache.KEY)
+    if isinstance(cache, _HeadCache) and cache.transaction is session.get_transaction():
+        cache.write(session)
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from econtract.contracts.models import (
 from econtract.contracts.schemas import ContractCreate, ContractFilter, ContractUpdate, SignerIn
 from econtract.contracts.states import EDITABLE, Event, Status, transition
 from econtract.errors import ContractNotEditable, NotFound, PermissionDenied, ValidationFailed
+from econtract.parties import invitations
 from econtract.parties.models import Signer
 from econtract.storage import BlobStore
 
@@ -133,14 +134,20 @@ def remove_attachment(session: Session, ctx: Ctx, *, contract_id: uuid.UUID,
 
 
 def void(session: Session, ctx: Ctx, *, contract_id: uuid.UUID, reason: str) -> Contract:
-    """Cancel a contract that is not finished; a reason is required and recorded."""
+    """Cancel a contract that is not finished; a reason is required and recorded. Every signer
+    link dies, reminders stop, and the people involved are told (see ``parties.invitations``)."""
     contract = _load(session, ctx, contract_id, lock=True)
     require_edit(ctx, contract)
     reason = reason.strip()
     if not reason:
         raise ValidationFailed("A reason is required to void a contract.", code="reason_required")
+    was_open = Status(contract.status) in (Status.SENT, Status.SIGNING)
     transition(session, ctx, contract, Event.VOID, {"reason": reason})
     contract.void_reason = reason
+    contract.next_reminder_at = None
+    invitations.revoke_links(session, contract=contract, now=ctx.now())
+    invitations.notify_voided(session, ctx, contract=contract, reason=reason,
+                              signing_was_open=was_open)
     return contract
 
 
@@ -199,15 +206,19 @@ def _store_document(session: Session, ctx: Ctx, blobs: BlobStore, contract: Cont
 
 
 def store_version(session: Session, ctx: Ctx, *, blobs: BlobStore, contract: Contract,
-                  data: bytes, kind: str, filename: str,
-                  page_count: int | None = None) -> DocumentVersion:
+                  data: bytes, kind: str, filename: str, page_count: int | None = None,
+                  after: DocumentVersion | None = None) -> DocumentVersion:
     """A new immutable version of the contract PDF (encrypted blob + row with its SHA-256).
 
     The blob is written first: if the transaction then fails, an unreferenced blob remains, never
-    a row pointing at nothing, and the previous version stays the current one.
+    a row pointing at nothing, and the previous version stays the current one. ``after`` is the
+    current version when the caller holds it (and the contract's row lock): it spares a query.
     """
-    number = int(session.scalar(select(func.coalesce(func.max(DocumentVersion.number), 0))
-                                .where(DocumentVersion.contract_id == contract.id)) or 0) + 1
+    if after is not None:
+        number = after.number + 1
+    else:
+        number = int(session.scalar(select(func.coalesce(func.max(DocumentVersion.number), 0))
+                                    .where(DocumentVersion.contract_id == contract.id)) or 0) + 1
     blob = blobs.put(org_id=contract.org_id, contract_id=contract.id, data=data,
                      kind="document")
     version = DocumentVersion(

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from econtract.audit import service as audit
 from econtract.audit.events import EventKind
@@ -126,7 +127,10 @@ def transition(session: Session, ctx: Ctx, contract: Contract, event: Event,
         raise InvalidTransition(
             f"The contract changed meanwhile; it is now {contract.status}.",
             details={"status": contract.status, "event": event.value})
-    session.refresh(contract, ["status", "status_changed_at", "updated_at"])
+    # The row now holds exactly these values: set them as loaded, without another SELECT.
+    for name, value in (("status", target.value), ("status_changed_at", now),
+                        ("updated_at", now)):
+        set_committed_value(contract, name, value)
     audit.record(session, ctx, EVENT_KINDS[event], org_id=contract.org_id,
                  contract_id=contract.id,
                  data={"from": source.value, "to": target.value, **(data or {})})

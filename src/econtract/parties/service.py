@@ -93,7 +93,7 @@ def sign(session: Session, ctx: Ctx, *, blobs: BlobStore, engine: SigningEngine,
     sending.self_check(session, engine, signed, now, step="signature")
     version = contracts.store_version(session, ctx, blobs=blobs, contract=contract, data=signed,
                                       kind="signed", filename=current.filename,
-                                      page_count=current.page_count)
+                                      page_count=current.page_count, after=current)
     _record_signature(session, ctx, contract, signer, version.sha256, version.number, serial)
     return SignOutcome(contract, None)
 
