@@ -4,12 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 UV_VERSION := 0.13.8
-# Debian packages the test suite needs: a PostgreSQL server, Chromium for the browser tests,
-# a CJK font so Chinese pages render, poppler's pdfsig/pdftotext, NSS tools for pdfsig's trust store.
-TEST_SYSTEM_PACKAGES := postgresql-15 chromium fonts-wqy-microhei poppler-utils libnss3-tools
+# Debian packages the app needs: WeasyPrint's Pango (templates to PDF), HarfBuzz's subsetter (without
+# it WeasyPrint falls back to fontTools and CJK documents render 10-30x slower), a CJK font.
+RUN_SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-wqy-microhei
+# And the test suite: a PostgreSQL server, Chromium for the browser tests, poppler's
+# pdfsig/pdftotext/pdffonts, NSS tools for pdfsig's trust store.
+TEST_SYSTEM_PACKAGES := $(RUN_SYSTEM_PACKAGES) postgresql-15 chromium poppler-utils libnss3-tools
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test bench lint install install-dev system-deps clean
+.PHONY: run test bench lint install install-dev system-deps system-deps-run clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +34,9 @@ $(VENV)/.dev: requirements/dev.lock pyproject.toml | $(UV)
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
+system-deps-run:
+	@$(MAKE) --no-print-directory system-deps TEST_SYSTEM_PACKAGES="$(RUN_SYSTEM_PACKAGES)"
+
 system-deps:
 	@missing=""; for p in $(TEST_SYSTEM_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -41,7 +47,7 @@ system-deps:
 	  else echo "missing system packages:$$missing — run: sudo apt-get install -y$$missing"; exit 1; fi; \
 	fi
 
-run: install
+run: system-deps-run install
 	@$(BIN)/econtract init --if-missing
 	$(BIN)/econtract serve
 

@@ -56,3 +56,20 @@ class EventKind(StrEnum):
     CONTRACT_VOIDED = "contract.voided"
     CONTRACT_EXPIRED = "contract.expired"
     CONTRACT_LAPSED = "contract.lapsed"
+    # reminders and organisation settings
+    SIGNER_REMINDED = "signer.reminded"
+    ORG_REMINDER_DEFAULTS_CHANGED = "org.reminder_defaults_changed"
+    # signer identity extras (access code, send limits)
+    SIGNER_OTP_RATE_LIMITED = "signer.otp_rate_limited"
+    SIGNER_ACCESS_GRANTED = "signer.access_granted"
+    SIGNER_ACCESS_CODE_FAILED = "signer.access_code_failed"
+    # completion (certificate of completion)
+    CERTIFICATE_ISSUED = "contract.certificate_issued"
+    CERTIFICATE_DOWNLOADED = "certificate.downloaded"
+    # templates and the clause library
+    TEMPLATE_CREATED = "template.created"
+    TEMPLATE_REVISED = "template.revised"
+    TEMPLATE_ARCHIVED = "template.archived"
+    TEMPLATE_RESTORED = "template.restored"
+    CLAUSE_SAVED = "clause.saved"
+    CLAUSE_DELETED = "clause.deleted"

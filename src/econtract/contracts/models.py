@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -46,6 +47,11 @@ class Contract(Base):
     certificate_blob_key: Mapped[str | None] = mapped_column(String(200))
     """The sealed certificate of completion (encrypted blob), once the contract is completed."""
     certificate_sha256: Mapped[str | None] = mapped_column(String(64))
+    template_version_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("template_versions.id"))
+    """The template version the document was rendered from (``None`` for an uploaded PDF)."""
+    template_values: Mapped[dict[str, Any] | None]
+    """The variable values given when it was created from a template, as JSON."""
 
     signers: Mapped[list[Signer]] = relationship(
         order_by="(Signer.order, Signer.created_at)", cascade="all, delete-orphan",

@@ -181,6 +181,19 @@ EVENT_LABELS: dict[str, str] = {
     EventKind.CONTRACT_VOIDED: N_("Voided"),
     EventKind.CONTRACT_EXPIRED: N_("Expired"),
     EventKind.CONTRACT_LAPSED: N_("Lapsed"),
+    EventKind.CERTIFICATE_ISSUED: N_("Certificate of completion issued"),
+    EventKind.CERTIFICATE_DOWNLOADED: N_("Certificate of completion downloaded"),
+    EventKind.SIGNER_REMINDED: N_("Signer reminded"),
+    EventKind.ORG_REMINDER_DEFAULTS_CHANGED: N_("Reminder defaults changed"),
+    EventKind.SIGNER_OTP_RATE_LIMITED: N_("Verification code refused: too many requests"),
+    EventKind.SIGNER_ACCESS_GRANTED: N_("Access code entered"),
+    EventKind.SIGNER_ACCESS_CODE_FAILED: N_("Wrong access code entered"),
+    EventKind.TEMPLATE_CREATED: N_("Template created"),
+    EventKind.TEMPLATE_REVISED: N_("Template revised"),
+    EventKind.TEMPLATE_ARCHIVED: N_("Template archived"),
+    EventKind.TEMPLATE_RESTORED: N_("Template restored"),
+    EventKind.CLAUSE_SAVED: N_("Library clause saved"),
+    EventKind.CLAUSE_DELETED: N_("Library clause deleted"),
 }
 
 # The titles of ``econtract.errors`` classes, listed so the extractor sees them (a test checks
@@ -214,6 +227,8 @@ KNOWN_MESSAGES = (
     N_("each tag must be at most 50 characters"),
     N_("This signing link is not valid. Check that you copied the whole address."),
     N_("This signing link can no longer be used."),
+    N_("The signers were reminded a few minutes ago; please wait before reminding them again."),
+    N_("No signer is waiting for a reminder."),
 )
 
 
