@@ -1,5 +1,6 @@
 from sqlalchemy import inspect
 
+from econtract import migrate
 from econtract.db import make_engine
 
 
@@ -35,6 +36,8 @@ def test_models_and_migrations_agree(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
         with engine.connect() as connection:
-            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+            context = MigrationContext.configure(
+                connection, opts={"include_name": migrate.include_name})
+            assert compare_metadata(context, Base.metadata) == []
     finally:
         engine.dispose()

@@ -122,3 +122,22 @@ class Attachment(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     blob_key: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
+
+
+class ContractText(Base):
+    """What keyword search looks in: the title, parties, tags and category (``content``) and the
+    text of the document's pages (``body``, extracted when the document is uploaded or rendered).
+
+    SQLite mirrors both into the FTS5 table ``contract_search`` (trigram tokenizer);
+    PostgreSQL searches this table through a pg_trgm GIN index. Both are made by migration 0007
+    and are not SQLAlchemy models (see ``contracts.search``).
+    """
+
+    __tablename__ = "contract_texts"
+
+    contract_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("contracts.id", ondelete="CASCADE"), primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("organisations.id"), index=True)
+    body: Mapped[str] = mapped_column(Text, default="")
+    content: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime]

@@ -21,7 +21,7 @@ from econtract.audit import service as audit
 from econtract.audit.events import EventKind
 from econtract.audit.models import AuditEvent
 from econtract.context import Ctx
-from econtract.contracts import policy, previews, uploads
+from econtract.contracts import policy, previews, search, uploads
 from econtract.contracts.models import (
     Attachment,
     Contract,
@@ -77,6 +77,7 @@ def create(session: Session, ctx: Ctx, *, blobs: BlobStore, limits: UploadLimits
                      "title": contract.title, "document_sha256": version.sha256,
                      "pages": version.page_count, "signers": len(contract.signers),
                      "attachments": len(checked)})
+    search.index(session, contract, body=pdf.text)
     return contract
 
 
@@ -98,6 +99,7 @@ def update(session: Session, ctx: Ctx, *, contract_id: uuid.UUID,
     fields = sorted(patch.model_fields_set)
     audit.record(session, ctx, EventKind.CONTRACT_UPDATED, org_id=contract.org_id,
                  contract_id=contract.id, data={"fields": fields})
+    search.index(session, contract)
     return contract
 
 
@@ -109,6 +111,7 @@ def replace_document(session: Session, ctx: Ctx, *, blobs: BlobStore, limits: Up
                               max_pages=limits.max_pages)
     version = _store_document(session, ctx, blobs, contract, document, pdf)
     contract.updated_at = ctx.now()
+    search.index(session, contract, body=pdf.text)
     return version
 
 
@@ -380,12 +383,9 @@ def _day_start(day: date) -> datetime:
 def list_(session: Session, ctx: Ctx, *, filters: ContractFilter) -> tuple[list[Contract], int]:
     """One page of the contracts the actor may see, and the total count."""
     query = _visible(ctx)
-    if filters.q:
-        needle = "%" + filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        signer_match = select(Signer.contract_id).where(
-            Signer.name.ilike(needle, escape="\\") | Signer.email.ilike(needle, escape="\\"))
-        query = query.where(Contract.title.ilike(needle, escape="\\")
-                            | Contract.id.in_(signer_match))
+    terms = search.terms_of(filters.q or "")
+    if terms:
+        query = query.where(search.matching(session, terms))
     if filters.status:
         query = query.where(Contract.status.in_([s.value for s in filters.status]))
     if filters.category:

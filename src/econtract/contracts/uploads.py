@@ -70,6 +70,8 @@ class PdfInfo:
     size: int
     sha256: str
     pdf_version: str
+    text: str = ""
+    """The text of its pages (for keyword search), extracted in the sandbox."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def inspect_pdf(data: bytes, *, max_bytes: int, max_pages: int) -> PdfInfo:
                              code="upload_too_many_pages",
                              details={"page_count": page_count, "max_pages": max_pages})
     return PdfInfo(page_count=page_count, size=len(data), sha256=_sha256(data),
-                   pdf_version=str(probe["pdf_version"]))
+                   pdf_version=str(probe["pdf_version"]), text=str(probe.get("text", "")))
 
 
 def inspect_attachment(data: bytes, filename: str, *, max_bytes: int,
@@ -149,7 +151,8 @@ def safe_filename(name: str, default: str = "file") -> str:
 def probe_pdf(data: bytes) -> dict[str, Any]:
     """Sandbox target: parse the PDF and refuse encryption, active content and broken structure.
 
-    Returns ``{"page_count": int, "pdf_version": "1.7"}``; raises :class:`UploadRejected`.
+    Returns ``{"page_count": int, "pdf_version": "1.7", "text": str}``; raises
+    :class:`UploadRejected`.
     """
     from pypdf.errors import LimitReachedError
 
@@ -366,7 +369,37 @@ def _probe_pdf(data: bytes) -> dict[str, Any]:
         version = _pdf_version(reader)
         _raise_findings(_scan_objects(reader, refs))
         page_count = _check_page_tree(reader)
-    return {"page_count": page_count, "pdf_version": version}
+    return {"page_count": page_count, "pdf_version": version, "text": _page_text(data[start:])}
+
+
+MAX_TEXT_CHARS = 1_000_000
+"""Text kept for keyword search: about 500 dense pages; the rest is not indexed."""
+
+
+def _page_text(data: bytes) -> str:
+    """The document's text, page by page (PDFium reads CJK text correctly where pypdf often
+    does not); runs in the sandbox child, after the checks above accepted the file."""
+    import pypdfium2 as pdfium
+
+    document = pdfium.PdfDocument(data)
+    parts: list[str] = []
+    size = 0
+    try:
+        for index in range(len(document)):
+            page = document[index]
+            text_page = page.get_textpage()
+            try:
+                text = text_page.get_text_range()
+            finally:
+                text_page.close()
+                page.close()
+            parts.append(text)
+            size += len(text)
+            if size >= MAX_TEXT_CHARS:
+                break
+    finally:
+        document.close()
+    return "\n".join(parts)[:MAX_TEXT_CHARS]
 
 
 def _raise_findings(findings: set[str]) -> None:
