@@ -10,6 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from econtract import bootstrap
+from econtract.audit.evidence_check import EvidenceReport
 from econtract.context import Actor, Ctx
 from econtract.errors import ConfigurationError
 from econtract.runtime import Runtime
@@ -101,3 +102,14 @@ def _print_signature(index: int, s: SignatureReport) -> None:
         click.echo(f"    chain ({trusted}): " + " → ".join(e.subject for e in s.chain))
     for change in s.changes_after:
         click.echo(f"    changed later: {change}")
+
+
+def print_evidence_report(report: EvidenceReport, name: str) -> None:
+    title = report.contract.get("title", "")
+    click.echo(f"{name}  {title}  ({report.contract.get('id', 'unknown contract')})")
+    for check in report.checks:
+        click.echo(f"  [{'ok' if check.ok else 'FAILED'}] {check.name}: {check.detail}")
+    if report.root_fingerprint:
+        click.echo(f"root CA SHA-256 fingerprint: {report.root_fingerprint}")
+        click.echo("  (compare it with the one your platform publishes at /pki/ca/root.crt)")
+    click.echo("evidence: INTACT" if report.ok else "evidence: NOT INTACT")

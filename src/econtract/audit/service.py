@@ -34,9 +34,9 @@ def chain_for(org_id: uuid.UUID | None) -> str:
     return str(org_id) if org_id else SYSTEM_CHAIN
 
 
-def event_hash(event: AuditEvent) -> str:
-    """SHA-256 over the canonical JSON of every field and the previous hash."""
-    body = {
+def event_fields(event: AuditEvent) -> dict[str, Any]:
+    """Every field an event's hash covers, as canonical JSON values (``prev_hash`` included)."""
+    return {
         "chain": event.chain, "seq": event.seq,
         "org_id": str(event.org_id) if event.org_id else None,
         "contract_id": str(event.contract_id) if event.contract_id else None,
@@ -45,8 +45,18 @@ def event_hash(event: AuditEvent) -> str:
         "occurred_at": event.occurred_at.astimezone(UTC).isoformat(timespec="microseconds"),
         "data": event.data, "prev_hash": event.prev_hash,
     }
-    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def hash_fields(fields: dict[str, Any]) -> str:
+    """SHA-256 over the canonical JSON of ``event_fields``: the same function checks a chain
+    in the database and one exported in an evidence package."""
+    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def event_hash(event: AuditEvent) -> str:
+    """SHA-256 over the canonical JSON of every field and the previous hash."""
+    return hash_fields(event_fields(event))
 
 
 def ensure_chain(session: Session, org_id: uuid.UUID | None) -> None:
