@@ -52,6 +52,11 @@ class Contract(Base):
     """The template version the document was rendered from (``None`` for an uploaded PDF)."""
     template_values: Mapped[dict[str, Any] | None]
     """The variable values given when it was created from a template, as JSON."""
+    approval_mode: Mapped[str] = mapped_column(String(20), default="sequential",
+                                               server_default="sequential")
+    """``sequential``: every approver in order; ``any``: the first approval is enough."""
+    approver_ids: Mapped[dict[str, Any] | None]
+    """``{"users": [user id, …]}``: who must approve before the contract may be sent."""
 
     signers: Mapped[list[Signer]] = relationship(
         order_by="(Signer.order, Signer.created_at)", cascade="all, delete-orphan",
@@ -62,6 +67,9 @@ class Contract(Base):
         order_by="ContractClause.position", cascade="all, delete-orphan", lazy="selectin")
     attachments: Mapped[list[Attachment]] = relationship(
         order_by="Attachment.created_at", cascade="all, delete-orphan", lazy="selectin")
+    approvals: Mapped[list[Approval]] = relationship(
+        order_by="(Approval.round, Approval.position)", cascade="all, delete-orphan",
+        lazy="selectin")
 
 
 class ContractTag(Base):
@@ -141,3 +149,25 @@ class ContractText(Base):
     body: Mapped[str] = mapped_column(Text, default="")
     content: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime]
+
+
+class Approval(Base):
+    """One approver's decision in one approval round (合同审批); a rejection ends the round and
+    returns the contract to draft, a new submission starts the next round."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("contract_id", "round", "position"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    contract_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("organisations.id"))
+    approver_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id"), index=True)
+    round: Mapped[int]
+    position: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    """``waiting`` (sequential, not their turn), ``pending``, ``approved``, ``rejected``,
+    ``skipped`` (the round ended without them)."""
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from econtract.contracts.states import Status
 
 SignerRole = Literal["signer", "approver", "cc"]
 IdentityMethod = Literal["email_otp", "sms_otp"]
 Routing = Literal["sequential", "parallel"]
+ApprovalMode = Literal["sequential", "any"]
+Approver = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=320,
+                                            pattern=r"^[^@\s]+@[^@\s]+$")]
 SortKey = Literal["created_at", "-created_at", "updated_at", "-updated_at", "title", "-title",
                   "expiry_date", "-expiry_date", "effective_date", "-effective_date",
                   "sign_deadline", "-sign_deadline", "status", "-status"]
@@ -108,6 +119,10 @@ class ContractCreate(_ContractFields):
     category: str | None = Field(default=None, max_length=100)
     tags: list[str] = Field(default_factory=list)
     routing: Routing = "sequential"
+    approvers: list[Approver] = Field(default_factory=list, max_length=10)
+    """E-mail addresses of users of the organisation who must approve before the contract may
+    be sent (合同审批); checked against the organisation's users, not as deliverable addresses."""
+    approval_mode: ApprovalMode = "sequential"
     reminder_interval_hours: int | None = Field(default=None, ge=1, le=24 * 30)
     """Hours between automatic reminders; empty takes the organisation's default."""
     reminder_max: int | None = Field(default=None, ge=0, le=20)
@@ -126,6 +141,8 @@ class ContractUpdate(_ContractFields):
     category: str | None = Field(default=None, max_length=100)
     tags: list[str] | None = None
     routing: Routing | None = None
+    approvers: list[Approver] | None = Field(default=None, max_length=10)
+    approval_mode: ApprovalMode | None = None
     reminder_interval_hours: int | None = Field(default=None, ge=1, le=24 * 30)
     reminder_max: int | None = Field(default=None, ge=0, le=20)
 
@@ -194,6 +211,17 @@ class DocumentRead(BaseModel):
     created_at: datetime
 
 
+class ApprovalRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    approver_id: uuid.UUID
+    round: int
+    position: int
+    status: str
+    comment: str | None
+    decided_at: datetime | None
+
+
 class ContractSummary(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -216,6 +244,12 @@ class ContractSummary(BaseModel):
 
 
 class ContractRead(ContractSummary):
+    @field_validator("approver_ids", mode="before")
+    @classmethod
+    def _approver_list(cls, value: Any) -> Any:
+        return (value or {}).get("users", []) if isinstance(value, dict) or value is None \
+            else value
+
     signers: list[SignerRead]
     clauses: list[ClauseRead]
     attachments: list[AttachmentRead]
@@ -228,6 +262,15 @@ class ContractRead(ContractSummary):
     reminders_sent: int
     next_reminder_at: datetime | None
     allowed_actions: list[str] = Field(default_factory=list)
+    approval_mode: str = "sequential"
+    approver_ids: list[uuid.UUID] = Field(default_factory=list)
+    """Who must approve before sending, in order (empty: no approval needed)."""
+    approvals: list[ApprovalRead] = Field(default_factory=list)
+    """Every approval decision, round by round."""
+    template_id: uuid.UUID | None = None
+    """The template the document was rendered from (``None`` for an uploaded PDF)."""
+    template_version: int | None = None
+    """That template's version number at the time."""
 
 
 class ContractPage(BaseModel):

@@ -21,7 +21,7 @@ from econtract.audit import service as audit
 from econtract.audit.events import EventKind
 from econtract.audit.models import AuditEvent
 from econtract.context import Ctx
-from econtract.contracts import policy, previews, search, uploads
+from econtract.contracts import approval, policy, previews, search, uploads
 from econtract.contracts.models import (
     Attachment,
     Contract,
@@ -67,6 +67,7 @@ def create(session: Session, ctx: Ctx, *, blobs: BlobStore, limits: UploadLimits
                         status_changed_at=now)
     session.add(contract)
     _apply_fields(contract, contract_in.model_dump(exclude={"title"}), now)
+    approval.configure(session, contract, contract_in.approvers)
     session.flush()
     version = _store_document(session, ctx, blobs, contract, document, pdf)
     for upload, info in checked:
@@ -94,6 +95,8 @@ def update(session: Session, ctx: Ctx, *, contract_id: uuid.UUID,
         contract.title = changes.pop("title")
     now = ctx.now()
     _apply_fields(contract, changes, now)
+    if changes.get("approvers") is not None:
+        approval.configure(session, contract, changes["approvers"])
     contract.updated_at = now
     session.flush()
     fields = sorted(patch.model_fields_set)
@@ -156,9 +159,10 @@ def void(session: Session, ctx: Ctx, *, contract_id: uuid.UUID, reason: str) -> 
 
 def _apply_fields(contract: Contract, fields: dict[str, Any], now: datetime) -> None:
     simple = ("effective_date", "expiry_date", "sign_deadline", "category", "routing",
-              "reminder_interval_hours", "reminder_max")
+              "approval_mode", "reminder_interval_hours", "reminder_max")
     for name in simple:
-        if name in fields and not (name == "routing" and fields[name] is None):
+        if name in fields and not (name in ("routing", "approval_mode")
+                                   and fields[name] is None):
             setattr(contract, name, fields[name])
     if contract.sign_deadline is not None:
         contract.sign_deadline = contract.sign_deadline.astimezone(UTC)
@@ -259,10 +263,11 @@ def _load(session: Session, ctx: Ctx, contract_id: uuid.UUID, *, lock: bool = Fa
         query = query.where(Contract.org_id == ctx.org_id)
     if lock:
         # Locking paths (send, sign, seal) rarely need tags, clauses or attachments: load those
-        # on first use instead of eagerly (three fewer queries per signature).
+        # on first use instead of eagerly (four fewer queries per signature).
         query = query.with_for_update().options(lazyload(Contract.tags),
                                                 lazyload(Contract.clauses),
-                                                lazyload(Contract.attachments))
+                                                lazyload(Contract.attachments),
+                                                lazyload(Contract.approvals))
     contract = session.scalar(query)
     if contract is None or not policy.can_view_contract(ctx.actor, contract):
         raise NotFound("No such contract.", code="contract_not_found")
