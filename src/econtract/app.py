@@ -20,11 +20,15 @@ from econtract.accounts import api as accounts_api
 from econtract.audit import api as audit_api
 from econtract.context import utcnow
 from econtract.contracts import api as contracts_api
+from econtract.contracts import bulk_api, bulk_web, placement_web
 from econtract.credentials import api as credentials_api
 from econtract.errors import EContractError, ValidationFailed
 from econtract.http import problem_response
 from econtract.parties import api as parties_api
+from econtract.parties import web as parties_web
 from econtract.runtime import Runtime
+from econtract.templates import api as templates_api
+from econtract.templates import web as templates_web
 from econtract.verification import api as verification_api
 
 log = logging.getLogger("econtract")
@@ -53,9 +57,16 @@ def create_app(runtime: Runtime, *, start_worker: bool = False,
     api = APIRouter(prefix=API_PREFIX)
     for module in (accounts_api, contracts_api, audit_api, verification_api, parties_api):
         api.include_router(module.router)
+    api.include_router(bulk_api.router)
+    api.include_router(templates_api.router)
+    api.include_router(templates_api.clause_router)
     app.include_router(api)
     app.include_router(credentials_api.router)
     app.include_router(parties_api.link_router)
+    app.include_router(parties_web.router)
+    app.include_router(templates_web.router)
+    app.include_router(bulk_web.router)
+    app.include_router(placement_web.router)
     web.mount(app)
     _install_error_handlers(app)
     app.middleware("http")(_security_headers(runtime.settings.secure_cookies))

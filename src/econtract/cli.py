@@ -6,6 +6,7 @@ code 1 (2 where a command documents "could not run"); no stack trace reaches the
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -94,6 +95,16 @@ def init(admin_email: str, admin_password: str | None, org_name: str, if_missing
     if if_missing and bootstrap.is_initialised(settings):
         hint = bootstrap.initial_admin_hint(settings)
         click.echo(f"econtract: using the existing data dir {settings.data_dir.resolve()}")
+        # An updated checkout may bring new migrations: `make run` applies them here.
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            before = migrate.current_revision(engine)
+            migrate.upgrade(engine)
+            after = migrate.current_revision(engine)
+        finally:
+            engine.dispose()
+        if before != after:
+            click.echo(f"econtract: database schema upgraded from {before} to {after}")
         if hint:
             click.echo(f"Initial admin login:\n{hint}")
         return
@@ -228,11 +239,25 @@ def audit_group() -> None:
 
 @audit_group.command("verify")
 def audit_verify() -> None:
-    """Check every audit hash chain; exit 1 naming the first broken entry, 2 if it cannot run."""
+    """Check every audit hash chain; exit 1 naming the first broken entry, 2 if it cannot run.
+
+    On success each chain's head is printed (``chain <id>: head seq N hash H``): the chain id is
+    the organisation's id (or ``system``), and a certificate of completion names the head it was
+    issued at, so the two can be compared.
+    """
+    from sqlalchemy import select
+
+    from econtract.audit.models import AuditHead
+
     with _runtime() as rt, errors_to_exit(2), rt.uow() as session:
         report = audit.verify_chains(session)
+        # Read in the same transaction as the walk: the heads it just checked.
+        heads = [(h.chain, h.seq, h.hash) for h in session.scalars(
+            select(AuditHead).order_by(AuditHead.chain))] if report.broken is None else []
     if report.broken is None:
         click.echo(f"audit chain OK: {report.events} events in {report.chains} chains")
+        for chain, seq, digest in heads:
+            click.echo(f"chain {chain}: head seq {seq} hash {digest}")
         return
     b = report.broken
     where = f"event id {b.event_id} (chain {b.chain}, seq {b.seq})" if b.event_id is not None \
@@ -271,6 +296,32 @@ def verify(file: Path, trust_files: tuple[Path, ...], crl_files: tuple[Path, ...
     else:
         print_report(report, file.name)
     sys.exit(0 if report.valid else 1)
+
+
+@main.command("verify-evidence")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def verify_evidence(file: Path, as_json: bool) -> None:
+    """Check an evidence package (证据包) offline; exit 0 intact, 1 not, 2 could not run.
+
+    Needs nothing but the zip: the manifest signature, every file's hash, the PDF signatures,
+    the audit chain and the document hashes it records.
+    """
+    from econtract.cli_verify import print_evidence_report
+
+    with errors_to_exit(2):
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {file}: {exc.strerror}") from exc
+    from econtract.audit.evidence_check import verify_package
+
+    report = verify_package(data)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print_evidence_report(report, file.name)
+    sys.exit(0 if report.ok else 1)
 
 
 @main.group()
@@ -316,3 +367,54 @@ def db_upgrade() -> None:
             engine.dispose()
     click.echo(f"database at revision {after}" + ("" if before == after else
                                                     f" (was {before or 'empty'})"))
+
+
+@org.command("set-reminders")
+@click.option("--org", "org_name", default=None, help="Organisation name (default: the first).")
+@click.option("--interval-hours", type=int, default=None,
+              help="Hours between automatic reminders (1–720).")
+@click.option("--max", "reminder_max", type=int, default=None,
+              help="Most automatic reminders per signing group (0 turns them off).")
+def org_set_reminders(org_name: str | None, interval_hours: int | None,
+                      reminder_max: int | None) -> None:
+    """Set (or, without options, show) the reminder defaults of contracts that set none."""
+    with _runtime() as rt, errors_to_exit(), rt.uow() as session:
+        found = accounts.get_org_by_name(session, org_name) if org_name else \
+            accounts.first_org(session)
+        if found is None:
+            raise NotFound(f"No organisation named {org_name!r}.", code="org_not_found")
+        updated = accounts.set_reminder_defaults(
+            session, _cli_ctx(rt.settings), org_id=found.id, interval_hours=interval_hours,
+            reminder_max=reminder_max)
+        click.echo(f"{updated.name!r}: a reminder every {updated.reminder_interval_hours} "
+                   f"hours, at most {updated.reminder_max}")
+
+
+@main.command()
+def sweep() -> None:
+    """Expire contracts past their sign deadline and send the reminders that are due, once;
+    then lapse completed contracts past their expiry date and send due renewal reminders.
+
+    The worker does this every ECONTRACT_SWEEP_SECONDS; this command is for cron, or to catch
+    up by hand. It is safe to run while workers run.
+    """
+    with _runtime() as rt, errors_to_exit():
+        report = rt.sweep()
+        validity = rt.validity_sweep()
+    click.echo(f"expired {len(report.expired)} contract(s); reminded "
+               f"{report.signers_reminded} signer(s) on {len(report.reminded)} contract(s)")
+    for contract_id in report.expired:
+        click.echo(f"expired {contract_id}")
+    for contract_id, count in report.reminded.items():
+        click.echo(f"reminded {count} signer(s) of {contract_id}")
+    click.echo(f"lapsed {len(validity.lapsed)} contract(s); renewal reminders for "
+               f"{len(validity.renewal_reminded)} contract(s)")
+    for contract_id in validity.lapsed:
+        click.echo(f"lapsed {contract_id}")
+    for contract_id in validity.renewal_reminded:
+        click.echo(f"renewal reminder for {contract_id}")
+    failed = report.failed + validity.failed
+    if failed:
+        click.echo(f"{len(failed)} contract(s) failed (see the log): "
+                   + ", ".join(str(c) for c in failed), err=True)
+        sys.exit(1)

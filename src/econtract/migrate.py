@@ -25,7 +25,7 @@ UNMODELLED = ("contract_search", "ix_contract_texts_body_trgm", "ix_contract_tex
 indexes): autogenerate must neither drop nor report them."""
 
 
-def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+def include_name(name: str | None, _type: str, _parent_names: object) -> bool:
     """Alembic's ``include_name`` hook: skip the ``UNMODELLED`` search structures."""
     return not (name and name.startswith(UNMODELLED))
 

@@ -11,23 +11,32 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from econtract.context import Actor, Ctx
-from econtract.contracts import sending
+from econtract import models  # noqa: F401  (every table: foreign keys across packages resolve)
+from econtract.context import Actor, Ctx, utcnow
+from econtract.contracts import bulk, completion, sending, validity
 from econtract.contracts.service import UploadLimits
 from econtract.credentials.engine import SigningEngine
 from econtract.credentials.service import PlatformAuthority
 from econtract.db import make_engine, make_session_factory, read_only_unit, unit_of_work
 from econtract.errors import ConfigurationError
 from econtract.jobs import JobContext, JobRegistry, Worker
+from econtract.jobs.worker import PeriodicTask
 from econtract.notifications.email import EmailBackend, email_backend_from_settings
 from econtract.notifications.jobs import SEND_EMAIL, make_send_email_handler
+from econtract.notifications.sms import SEND_SMS, make_send_sms_handler, sms_backend_from_settings
+from econtract.parties import reminders
 from econtract.settings import Settings
 from econtract.storage import BlobStore, MasterKeyring, backend_from_url
+
+SWEEP_TASK = "reminders.sweep"
+VALIDITY_TASK = "validity.sweep"
+MAX_SWEEP_BATCHES = 20
 
 
 @dataclass
@@ -44,6 +53,8 @@ class Runtime:
     _authority_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _worker_thread: threading.Thread | None = field(default=None, init=False)
     _worker_stop: threading.Event = field(default_factory=threading.Event, init=False)
+    periodic: list[PeriodicTask] = field(default_factory=list, init=False)
+    """What every worker of this process runs on a schedule (besides claiming jobs)."""
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -57,18 +68,60 @@ class Runtime:
         engine = make_engine(settings.resolved_database_url)
         email = email_backend_from_settings(settings)
         registry = JobRegistry()
-        registry.register(SEND_EMAIL, make_send_email_handler(email))
+        registry.register(SEND_SMS, make_send_sms_handler(sms_backend_from_settings(settings)))
         blobs = BlobStore(backend_from_url(settings.resolved_storage_url), keyring)
+        registry.register(SEND_EMAIL, make_send_email_handler(email, blobs=blobs))
         runtime = cls(settings=settings, engine=engine,
                       session_factory=make_session_factory(engine), blobs=blobs, email=email,
                       registry=registry, keyring=keyring)
         registry.register(sending.SEAL_JOB, runtime._seal_job)
+        registry.register(sending.CERTIFICATE_JOB, runtime._certificate_job)
+        registry.register(bulk.BULK_JOB, bulk.Sender(
+            uow=runtime.uow, blobs=blobs, engine=runtime.signing_engine, limits=runtime.limits,
+            base_url=settings.base_url).handler())
+        runtime.periodic.append(PeriodicTask(SWEEP_TASK, settings.sweep_seconds, runtime.sweep))
+        runtime.periodic.append(PeriodicTask(VALIDITY_TASK, settings.sweep_seconds,
+                                             runtime.validity_sweep))
         return runtime
 
     def _seal_job(self, job: JobContext, payload: dict[str, Any]) -> None:
         ctx = Ctx(actor=Actor.system("seal job"), base_url=self.settings.base_url)
         sending.ensure_sealed(job.session, ctx, blobs=self.blobs, engine=self.signing_engine(),
                               contract_id=uuid.UUID(payload["contract_id"]))
+
+    def _certificate_job(self, job: JobContext, payload: dict[str, Any]) -> None:
+        ctx = Ctx(actor=Actor.system("certificate job"), base_url=self.settings.base_url)
+        completion.issue_certificate(job.session, ctx, blobs=self.blobs,
+                                     engine=self.signing_engine(),
+                                     contract_id=uuid.UUID(payload["contract_id"]))
+
+    def sweep(self, now: datetime | None = None) -> reminders.SweepReport:
+        """Expire overdue contracts and send due reminders: one transaction per batch, until
+        nothing more is due (at most ``MAX_SWEEP_BATCHES`` batches a call)."""
+        now = now or utcnow()
+        ctx = Ctx(actor=Actor.system("reminder sweep"), base_url=self.settings.base_url)
+        total = reminders.SweepReport()
+        for _ in range(MAX_SWEEP_BATCHES):
+            with self.uow() as session:
+                report = reminders.sweep(session, ctx, now=now)
+            total.add(report)
+            if not report.full:
+                break
+        return total
+
+    def validity_sweep(self, now: datetime | None = None) -> validity.ValiditySweepReport:
+        """Lapse completed contracts past their expiry date and send due renewal reminders to
+        their owners: one transaction per batch, as ``sweep``."""
+        now = now or utcnow()
+        ctx = Ctx(actor=Actor.system("validity sweep"), base_url=self.settings.base_url)
+        total = validity.ValiditySweepReport()
+        for _ in range(MAX_SWEEP_BATCHES):
+            with self.uow() as session:
+                report = validity.sweep(session, ctx, now=now)
+            total.add(report)
+            if not report.full:
+                break
+        return total
 
     @contextmanager
     def uow(self) -> Iterator[Session]:
@@ -99,7 +152,7 @@ class Runtime:
                             max_attachments=s.max_attachments)
 
     def worker(self, name: str | None = None) -> Worker:
-        return Worker(self.session_factory, self.registry, name=name)
+        return Worker(self.session_factory, self.registry, name=name, periodic=self.periodic)
 
     def start_worker_thread(self) -> None:
         """The in-process worker of ``econtract serve`` (one daemon thread)."""

@@ -6,6 +6,7 @@ configuration table (a test keeps the two in step).
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from econtract.errors import ConfigurationError
+
+_SMS_PLUGIN = re.compile(r"python:[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
 class Settings(BaseSettings):
@@ -40,6 +43,12 @@ class Settings(BaseSettings):
     smtp_password: SecretStr = SecretStr("")
     smtp_starttls: bool = False
     smtp_timeout: float = Field(default=20.0, gt=0)
+    sms_backend: str = "log"
+    """``log`` writes each SMS to ``<data_dir>/sms-outbox/`` and the log (development);
+    ``none`` turns SMS off; ``python:package.module:Class`` loads a provider plug-in (see
+    ``econtract.notifications.sms``)."""
+    sms_default_country_code: str = "86"
+    """Country calling code for phone numbers written without ``+`` (86: mainland China)."""
     tsa_url: str = ""
     """External RFC 3161 time-stamping service; empty means the built-in TSA."""
     master_key_file: Path | None = None
@@ -58,6 +67,8 @@ class Settings(BaseSettings):
     login_lock_minutes: int = Field(default=15, ge=1)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     """How often an idle worker looks for new jobs."""
+    sweep_seconds: float = Field(default=60.0, gt=0)
+    """How often each worker runs the sweep that expires overdue contracts and sends reminders."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("base_url")
@@ -82,6 +93,22 @@ class Settings(BaseSettings):
             raise ValueError("must be file:///PATH (s3:// comes with the S3 backend)")
         return value
 
+    @field_validator("sms_backend")
+    @classmethod
+    def _check_sms_backend(cls, value: str) -> str:
+        value = value.strip()
+        if value in ("log", "none") or _SMS_PLUGIN.fullmatch(value):
+            return value
+        raise ValueError("must be log, none or python:package.module:Class")
+
+    @field_validator("sms_default_country_code")
+    @classmethod
+    def _check_country_code(cls, value: str) -> str:
+        value = value.strip().removeprefix("+")
+        if not re.fullmatch(r"[1-9][0-9]{0,2}", value):
+            raise ValueError("must be a country calling code of 1 to 3 digits, such as 86")
+        return value
+
     @model_validator(mode="after")
     def _check_smtp(self) -> Settings:
         if self.email_backend == "smtp" and not self.smtp_host:
@@ -103,6 +130,10 @@ class Settings(BaseSettings):
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def sms_outbox_dir(self) -> Path:
+        return self.data_dir / "sms-outbox"
 
     @property
     def secure_cookies(self) -> bool:

@@ -140,3 +140,36 @@ def test_approvers_must_be_active_users_of_the_organisation(rt: Runtime) -> None
         approval.submit(session, user_ctx(boss), contract_id=contract.id)
     assert no_one.value.code == "no_approvers"
     _send(rt, contract.id)  # no approvers: sending needs no approval
+
+
+def test_approval_and_sending_through_the_api_and_the_pages(rt: Runtime) -> None:
+    """The whole path over HTTP: submit (API), approve (API, as the approver), send from the
+    contract page (the owner's browser session), and the page's approval panel."""
+    from fastapi.testclient import TestClient
+
+    from econtract.app import create_app
+    from tests.contracts.test_api import api_key
+    from tests.web.test_pages import csrf, login
+
+    legal, _finance, boss = _people(rt)
+    contract = create_contract(rt, boss, signers=SIGNER, approvers=["legal@acme.test"])
+    with TestClient(create_app(rt)) as client:
+        as_owner, as_legal = api_key(rt, boss), api_key(rt, legal)
+        url = f"/api/v1/contracts/{contract.id}"
+        refused = client.post(f"{url}/send", headers=as_owner)
+        assert refused.status_code == 409 and refused.json()["code"] == "approval_required"
+        assert client.post(f"{url}/submit", headers=as_owner).json()["status"] == \
+            "pending_approval"
+        assert client.post(f"{url}/reject", headers=as_legal, json={}).status_code == 422
+        approved = client.post(f"{url}/approve", headers=as_legal, json={"comment": "同意"})
+        assert approved.status_code == 200, approved.text
+        body = approved.json()
+        assert body["status"] == "approved" and body["approvals"][0]["comment"] == "同意"
+        assert body["approver_ids"] == [str(legal.id)]
+        assert login(client).status_code == 303
+        page = client.get(f"/contracts/{contract.id}")
+        assert 'id="send-form"' in page.text and 'class="approvers"' in page.text
+        sent = client.post(f"/contracts/{contract.id}/send",
+                           data={"csrf_token": csrf(page.text)}, follow_redirects=False)
+        assert sent.status_code == 303
+        assert client.get(url, headers=as_owner).json()["status"] == "sent"

@@ -223,7 +223,9 @@ def test_valid_two_page_pdf_is_accepted(build: Callable[[], bytes]) -> None:
     data = build()
     info = inspect_pdf(data, **LIMITS)
     assert info == PdfInfo(page_count=2, size=len(data),
-                           sha256=hashlib.sha256(data).hexdigest(), pdf_version="1.3")
+                           sha256=hashlib.sha256(data).hexdigest(), pdf_version="1.3",
+                           text=info.text)
+    assert ("Service agreement" in info.text) is (build is text_pdf)  # for keyword search
 
 
 def test_text_fixture_really_has_text() -> None:
@@ -480,7 +482,7 @@ def test_probe_refuses_in_process_too() -> None:
     with pytest.raises(UploadRejected) as info:
         probe_pdf(pdf_with(js_open_action))
     assert info.value.code == "upload_javascript"
-    assert probe_pdf(blank_pdf()) == {"page_count": 2, "pdf_version": "1.3"}
+    assert probe_pdf(blank_pdf()) == {"page_count": 2, "pdf_version": "1.3", "text": ""}
 
 
 # --- attachments ----------------------------------------------------------------------------------

@@ -10,10 +10,12 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from playwright.sync_api import Browser, sync_playwright
 
 from econtract.app import create_app
@@ -34,11 +36,10 @@ def db_url(tmp_path: Path, sqlite_template: Path) -> str:
     return f"sqlite:///{target}"
 
 
-@pytest.fixture
-def live_server(rt: Runtime) -> Iterator[str]:
-    """The app on 127.0.0.1 and a free port, for as long as the test runs."""
-    port = free_port()
-    config = uvicorn.Config(create_app(rt), host="127.0.0.1", port=port, log_level="warning",
+@contextmanager
+def serving(app: FastAPI, port: int) -> Iterator[str]:
+    """``app`` under uvicorn on 127.0.0.1:``port`` (lifespan on), stopped on exit."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-e2e", daemon=True)
@@ -48,9 +49,18 @@ def live_server(rt: Runtime) -> Iterator[str]:
         if not thread.is_alive() or time.monotonic() > deadline:
             pytest.fail("uvicorn did not start")
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(rt: Runtime) -> Iterator[str]:
+    """The app on 127.0.0.1 and a free port, for as long as the test runs."""
+    with serving(create_app(rt), free_port()) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

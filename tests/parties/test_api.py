@@ -18,6 +18,7 @@ from econtract.context import utcnow
 from econtract.contracts import service as contracts
 from econtract.contracts.models import Contract
 from econtract.credentials.models import SignerCredential
+from econtract.parties.models import Signer, SignerOtp
 from econtract.parties.schemas import CONSENT_TEXT
 from econtract.runtime import Runtime
 from econtract.signing.report import Verdict
@@ -187,3 +188,82 @@ def test_decline_ends_the_contract_and_tells_the_owner(rt: Runtime) -> None:
         assert {s.email: s.status for s in row.signers} == {ZHANG: "declined", BOB: "waiting"}
     declines = [e for e in events if e.kind in ("signer.declined", "contract.declined")]
     assert [e.data["reason"] for e in declines] == ["租金太高 / the rent is too high"] * 2
+
+
+# --- ids of other contracts and signers ----------------------------------------------------
+
+SAMPLE_BODIES: dict[str, dict[str, object]] = {
+    "/api/v1/signer/otp": {},
+    "/api/v1/signer/otp/verify": {"code": "123456"},
+    "/api/v1/signer/access-code": {"code": "0000"},
+    "/api/v1/signer/sign": {"pin": "482915", "consent": True},
+    "/api/v1/signer/decline": {"reason": "no"},
+}
+"""A valid body for every POST route of the signer API (a new route must be added here)."""
+
+
+def signer_routes() -> list[tuple[str, str]]:
+    """(method, path) of every route of the signer API, path parameters filled in."""
+    from fastapi.routing import APIRoute
+
+    from econtract.parties.api import router
+
+    found = []
+    for route in router.routes:
+        assert isinstance(route, APIRoute)
+        path = "/api/v1" + route.path.replace("{page}", "1").replace(
+            "{attachment_id}", str(uuid.uuid4()))
+        found.extend((method, path) for method in sorted(route.methods))
+    return found
+
+
+def test_other_ids_in_any_signer_body_or_url_are_404(rt: Runtime) -> None:
+    mine = sent_contract(rt, signers=TWO)
+    token = header(link_token(rt, ZHANG))
+    theirs = sent_contract(rt, signers=[{"name": "王五", "email": "wang@example.com",
+                                         "order": 1}])
+    with rt.uow() as session:
+        own_signer = session.scalars(select(Signer).where(Signer.contract_id == mine.id,
+                                                          Signer.email == ZHANG)).one()
+        other = session.scalars(select(Signer).where(Signer.contract_id == theirs.id)).one()
+    web = client(rt)
+    routes = signer_routes()
+    posts = [path for method, path in routes if method == "POST"]
+    assert sorted(posts) == sorted(SAMPLE_BODIES)
+    strangers = [{"contract_id": str(theirs.id)}, {"signer_id": str(other.id)},
+                 {"contract_id": str(uuid.uuid4())}, {"signer_id": str(uuid.uuid4())},
+                 {"contract_id": str(mine.id), "signer_id": str(other.id)},
+                 {"contract_id": str(other.id)}, {"signer_id": str(mine.id)}]
+    answers = set()
+    for method, path in routes:
+        for ids in strangers:
+            if method == "POST":
+                response = web.post(path, headers=token, json={**SAMPLE_BODIES[path], **ids})
+            else:
+                response = web.get(path, headers=token, params=ids)
+            data = problem(response, 404, "not_found")
+            answers.add((data["title"], data["detail"]))
+    assert len(answers) == 1  # an id that exists reads like one that does not
+    # nothing happened to either contract
+    with rt.uow() as session:
+        assert session.get_one(Contract, mine.id).status == "sent"
+        assert session.get_one(Contract, theirs.id).status == "sent"
+        assert session.get_one(Signer, other.id).status == "invited"
+        assert session.scalars(select(SignerOtp)).all() == []
+    # the token's own ids are fine, and other unknown fields are still refused
+    own = {"contract_id": str(mine.id), "signer_id": str(own_signer.id)}
+    assert web.get("/api/v1/signer", headers=token, params=own).status_code == 200
+    assert web.post("/api/v1/signer/otp", headers=token, json=own).status_code == 200
+    problem(web.post("/api/v1/signer/otp/verify", headers=token,
+                     json={"code": "000000", **own}), 401, "otp_incorrect")
+    problem(web.post("/api/v1/signer/decline", headers=token,
+                     json={"reason": "no", "document_id": str(uuid.uuid4())}),
+            422, "validation_failed")
+    problem(web.post("/api/v1/signer/otp", headers=token, json={"contract_id": "x"}),
+            422, "validation_failed")
+    # ids in the path: no route takes one
+    for path in (f"/api/v1/signer/{theirs.id}", f"/api/v1/signer/{other.id}",
+                 f"/api/v1/signer/{other.id}/document", f"/api/v1/signer/{theirs.id}/sign",
+                 f"/api/v1/signer/contracts/{theirs.id}", f"/api/v1/signer/{mine.id}"):
+        assert web.get(path, headers=token).status_code == 404, path
+        assert web.post(path, headers=token, json={}).status_code in (404, 405), path

@@ -279,6 +279,8 @@ def check_invariants(rt: Runtime, settings: Settings, seen: Seen, *, final: bool
                 DocumentVersion.contract_id == contract.id).order_by(DocumentVersion.number)))
             referenced.update(v.blob_key for v in versions)
             referenced.update(a.blob_key for a in contract.attachments)
+            if contract.certificate_blob_key:
+                referenced.add(contract.certificate_blob_key)
             signers = routing.signing_parties(contract)
             signed = [s for s in signers if s.status == "signed"]
             if len(signed) == len(signers):
@@ -390,7 +392,8 @@ def check_invariants(rt: Runtime, settings: Settings, seen: Seen, *, final: bool
     orphans = stored - referenced
     for key in orphans:
         org, contract_id, name = key.split("/")
-        assert name.startswith("document-"), f"{label}: unexpected orphan {key}"
+        assert name.startswith(("document-", "certificate-")), \
+            f"{label}: unexpected orphan {key}"
         read_blob(rt, f"{label}, orphan", uuid.UUID(org), uuid.UUID(contract_id), key, None)
     seen.orphans = len(orphans)
     blob_root = Path(settings.resolved_storage_url.removeprefix("file://"))

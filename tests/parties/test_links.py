@@ -224,13 +224,16 @@ def test_a_token_reaches_only_its_own_contract(rt: Runtime) -> None:
                  f"/api/v1/signer/contracts/{second.id}", f"/s/{second.id}"):
         assert web.get(path, headers=header(token_a), follow_redirects=False).status_code \
             == 404, path
-    # ids in a body are refused, and nothing happens to the other contract
+    # another contract's or signer's id in a body or the query: 404, and nothing happens to
+    # the other contract (tests/parties/test_api.py walks every route)
     for payload in ({"reason": "no", "contract_id": str(second.id)},
                     {"reason": "no", "signer_id": str(other.id)}):
         assert web.post("/api/v1/signer/decline", headers=header(token_a),
-                        json=payload).status_code == 422
-    # query parameters are ignored: the token decides which document comes back
-    doc = web.get(f"/api/v1/signer/document?contract_id={second.id}", headers=header(token_a))
+                        json=payload).status_code == 404
+    assert web.get(f"/api/v1/signer/document?contract_id={second.id}",
+                   headers=header(token_a)).status_code == 404
+    # the token's own ids are fine: the token decides which document comes back
+    doc = web.get(f"/api/v1/signer/document?contract_id={first.id}", headers=header(token_a))
     assert doc.status_code == 200
     ctx = user_ctx(owner(rt))
     with rt.uow() as session:
@@ -254,3 +257,29 @@ def test_a_decline_ends_every_link(rt: Runtime) -> None:
     for token in (zhang, bob):  # the contract has ended: every link is dead
         assert web.get("/api/v1/signer", headers=header(token)).status_code == 410
     assert web.get(f"/s/{uuid.uuid4()}", follow_redirects=False).status_code == 404
+
+
+def test_past_the_sign_deadline_every_signer_call_is_refused(rt: Runtime) -> None:
+    from econtract.contracts.models import Contract
+    from tests.conftest import FakeClock
+
+    contract = sent_contract(rt, signers=TWO)
+    token = link_token(rt, "zhang@example.com")
+    clock = FakeClock(utcnow())
+    with rt.uow() as session:
+        session.get_one(Contract, contract.id).sign_deadline = clock() + timedelta(hours=2)
+    web = client(rt, clock)
+    assert web.get("/api/v1/signer", headers=header(token)).status_code == 200
+    clock.advance(hours=2)
+    calls = [("GET", "/api/v1/signer", None), ("GET", "/api/v1/signer/document", None),
+             ("POST", "/api/v1/signer/otp", None),
+             ("POST", "/api/v1/signer/otp/verify", {"code": "123456"}),
+             ("POST", "/api/v1/signer/access-code", {"code": "1234"}),
+             ("POST", "/api/v1/signer/sign", {"pin": "482915", "consent": True}),
+             ("POST", "/api/v1/signer/decline", {"reason": "late"})]
+    for method, path, payload in calls:
+        response = web.request(method, path, headers=header(token), json=payload)
+        assert response.status_code == 410, (path, response.text)
+        assert response.json()["code"] == "link_gone" and "Lease" not in response.text
+    assert web.get(f"/s/{token}", follow_redirects=False).status_code == 410
+    assert signer_row(rt, contract.id, "zhang@example.com").status == "viewed"  # no further

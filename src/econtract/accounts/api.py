@@ -7,7 +7,15 @@ import uuid
 from fastapi import APIRouter, Request, status
 
 from econtract.accounts import service
-from econtract.accounts.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, UserCreate, UserRead
+from econtract.accounts.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyRead,
+    ReminderDefaults,
+    ReminderDefaultsUpdate,
+    UserCreate,
+    UserRead,
+)
 from econtract.errors import AuthenticationRequired
 from econtract.http import api_unit
 
@@ -63,3 +71,22 @@ def create_api_key(request: Request, key_in: ApiKeyCreate) -> ApiKeyCreated:
 def revoke_api_key(request: Request, key_id: uuid.UUID) -> ApiKeyRead:
     with api_unit(request) as (session, ctx):
         return ApiKeyRead.model_validate(service.revoke_api_key(session, ctx, key_id=key_id))
+
+
+@router.get("/organisation/reminders", response_model=ReminderDefaults,
+            summary="The organisation's reminder defaults")
+def read_reminder_defaults(request: Request) -> ReminderDefaults:
+    with api_unit(request) as (session, ctx):
+        return ReminderDefaults.model_validate(service.get_org(session, ctx))
+
+
+@router.patch("/organisation/reminders", response_model=ReminderDefaults,
+              summary="Change the organisation's reminder defaults (admins)")
+def update_reminder_defaults(request: Request,
+                             patch: ReminderDefaultsUpdate) -> ReminderDefaults:
+    with api_unit(request) as (session, ctx):
+        org = service.set_reminder_defaults(session, ctx,
+                                            interval_hours=patch.reminder_interval_hours,
+                                            reminder_max=patch.reminder_max,
+                                            renewal_days=patch.renewal_reminder_days)
+        return ReminderDefaults.model_validate(org)

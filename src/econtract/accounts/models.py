@@ -21,6 +21,8 @@ class Organisation(Base):
     """Default hours between automatic signing reminders, for contracts that set none."""
     reminder_max: Mapped[int] = mapped_column(default=3, server_default="3")
     """Default maximum of automatic reminders per contract (0 = none)."""
+    renewal_reminder_days: Mapped[int] = mapped_column(default=30, server_default="30")
+    """Days before a completed contract's expiry date when its owner is reminded (0 = never)."""
 
 
 class User(Base):

@@ -72,6 +72,11 @@ def can_manage_api_key(actor: Actor, key_user_id: uuid.UUID) -> bool:
     return is_system(actor) or actor.id == key_user_id or at_least(actor, Role.ADMIN)
 
 
+def can_manage_org_settings(actor: Actor) -> bool:
+    """Organisation-wide settings such as the reminder defaults (everyone may read them)."""
+    return is_system(actor) or at_least(actor, Role.ADMIN)
+
+
 MATRIX: dict[str, dict[Role, str]] = {
     "Create contracts": {Role.OWNER: "yes", Role.ADMIN: "yes", Role.MANAGER: "yes",
                          Role.MEMBER: "yes", Role.VIEWER: "no"},
@@ -85,4 +90,7 @@ MATRIX: dict[str, dict[Role, str]] = {
                      Role.MEMBER: "no", Role.VIEWER: "no"},
     "API keys": {Role.OWNER: "everyone's", Role.ADMIN: "everyone's", Role.MANAGER: "own",
                  Role.MEMBER: "own", Role.VIEWER: "own (read-only)"},
+    "Organisation settings (reminder defaults)": {
+        Role.OWNER: "change", Role.ADMIN: "change", Role.MANAGER: "read", Role.MEMBER: "read",
+        Role.VIEWER: "read"},
 }

@@ -50,3 +50,24 @@ class ApiKeyRead(BaseModel):
 class ApiKeyCreated(ApiKeyRead):
     key: str
     """The full key, shown once and never again."""
+
+
+class ReminderDefaults(BaseModel):
+    """The organisation's reminder defaults, for contracts that set none of their own."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    reminder_interval_hours: int
+    """Hours between automatic reminders to the signers whose turn it is."""
+    reminder_max: int
+    """At most this many automatic reminders per signing group (0 = none)."""
+    renewal_reminder_days: int
+    """Days before a completed contract's expiry date its owner is reminded (0 = never)."""
+
+
+class ReminderDefaultsUpdate(BaseModel):
+    """Fields left out stay as they are."""
+
+    reminder_interval_hours: int | None = Field(default=None, ge=1, le=24 * 30)
+    reminder_max: int | None = Field(default=None, ge=0, le=20)
+    renewal_reminder_days: int | None = Field(default=None, ge=0, le=365)

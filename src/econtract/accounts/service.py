@@ -318,10 +318,68 @@ def authenticate_api_key(session: Session, ctx: Ctx, *, raw_key: str,
     if user is None or not user.is_active:
         raise invalid
     key.last_used_at, key.last_used_ip = ctx.now(), ctx.ip
-    audit.record(session, ctx.with_actor(actor_for(user, api_key=key)), EventKind.API_KEY_USED,
-                 org_id=key.org_id, data={"prefix": key.prefix, "route": route})
+    # Recorded at commit: the head of the audit chain must not be locked before the rows the
+    # request's work locks (see ``audit.record_at_commit``).
+    audit.record_at_commit(session, ctx.with_actor(actor_for(user, api_key=key)),
+                           EventKind.API_KEY_USED, org_id=key.org_id,
+                           data={"prefix": key.prefix, "route": route})
     return user, key
 
 
 def count_users(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(User)) or 0)
+
+
+# --- organisation settings -----------------------------------------------------------------
+
+REMINDER_INTERVAL_HOURS = range(1, 24 * 30 + 1)
+REMINDER_MAX = range(0, 21)
+RENEWAL_REMINDER_DAYS = range(0, 366)
+
+
+def get_org(session: Session, ctx: Ctx, *, org_id: uuid.UUID | None = None) -> Organisation:
+    """The actor's organisation (any organisation for the platform operator, by id)."""
+    target = org_id or ctx.org_id
+    org = session.get(Organisation, target) if target is not None else None
+    if org is None or not policy.same_org(ctx.actor, org.id):
+        raise NotFound("No such organisation.", code="org_not_found")
+    return org
+
+
+def set_reminder_defaults(session: Session, ctx: Ctx, *, org_id: uuid.UUID | None = None,
+                          interval_hours: int | None = None,
+                          reminder_max: int | None = None,
+                          renewal_days: int | None = None) -> Organisation:
+    """Change the reminder defaults of contracts that set none (admins and owners). Contracts
+    already out for signing use the new values from their next reminder on."""
+    org = get_org(session, ctx, org_id=org_id)
+    if not policy.can_manage_org_settings(ctx.actor):
+        raise PermissionDenied("Only administrators can change the organisation's settings.")
+    if interval_hours is not None and interval_hours not in REMINDER_INTERVAL_HOURS:
+        raise ValidationFailed("The reminder interval must be 1 to 720 hours.",
+                               code="invalid_reminder_interval")
+    if reminder_max is not None and reminder_max not in REMINDER_MAX:
+        raise ValidationFailed("At most 20 automatic reminders (0 turns them off).",
+                               code="invalid_reminder_max")
+    if renewal_days is not None and renewal_days not in RENEWAL_REMINDER_DAYS:
+        raise ValidationFailed("Renewal reminders go out 0 to 365 days before the expiry date "
+                               "(0 turns them off).", code="invalid_renewal_reminder_days")
+    previous = {"reminder_interval_hours": org.reminder_interval_hours,
+                "reminder_max": org.reminder_max}
+    if renewal_days is not None:
+        previous["renewal_reminder_days"] = org.renewal_reminder_days
+    if interval_hours is not None:
+        org.reminder_interval_hours = interval_hours
+    if reminder_max is not None:
+        org.reminder_max = reminder_max
+    if renewal_days is not None:
+        org.renewal_reminder_days = renewal_days
+    current = {"reminder_interval_hours": org.reminder_interval_hours,
+               "reminder_max": org.reminder_max}
+    if renewal_days is not None:
+        current["renewal_reminder_days"] = org.renewal_reminder_days
+    if current != previous:
+        session.flush()
+        audit.record(session, ctx, EventKind.ORG_REMINDER_DEFAULTS_CHANGED, org_id=org.id,
+                     data={**current, "previous": previous})
+    return org

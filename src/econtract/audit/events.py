@@ -73,3 +73,20 @@ class EventKind(StrEnum):
     TEMPLATE_RESTORED = "template.restored"
     CLAUSE_SAVED = "clause.saved"
     CLAUSE_DELETED = "clause.deleted"
+    # contracts made from a template (the template version and a digest of the values)
+    CONTRACT_FROM_TEMPLATE = "contract.from_template"
+    # evidence package
+    EVIDENCE_EXPORTED = "evidence.exported"
+    # internal approval
+    APPROVAL_DECIDED = "approval.decided"
+    # contract management (validity tracking, archive, export)
+    CONTRACT_RENEWAL_REMINDED = "contract.renewal_reminded"
+    CONTRACT_ARCHIVED = "contract.archived"
+    CONTRACT_UNARCHIVED = "contract.unarchived"
+    CONTRACTS_EXPORTED = "contracts.exported"
+    # bulk send (批量发送); each contract's own events come from create and send
+    BULK_PREPARED = "bulk.prepared"
+    BULK_STARTED = "bulk.started"
+    BULK_FINISHED = "bulk.finished"
+    # signature placement (fields on the document's own pages)
+    CONTRACT_FIELDS_PLACED = "contract.fields_placed"

@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC
 from typing import Any
 
@@ -94,6 +94,18 @@ def record(session: Session, ctx: Ctx, kind: EventKind, *, org_id: uuid.UUID | N
     return event
 
 
+def record_at_commit(session: Session, ctx: Ctx, kind: EventKind, *,
+                     org_id: uuid.UUID | None = None, data: dict[str, Any] | None = None) -> None:
+    """Like ``record``, but appended just before the transaction commits (with the time of this
+    call). For events written before the real work of a request, such as an API key's use: the
+    chain's head is then locked after, never before, the rows the work locks (a contract), so
+    the two lock orders cannot deadlock."""
+    at = ctx.now()
+    fixed = replace(ctx, clock=lambda: at)
+    _HeadCache.of(session).deferred.append(
+        lambda: record(session, fixed, kind, org_id=org_id, data=data))
+
+
 def current_head(session: Session, org_id: uuid.UUID | None) -> tuple[int, str]:
     """The chain's newest (seq, hash) as this transaction sees it, including the events it
     recorded but has not committed yet; locks the head like ``record``."""
@@ -124,6 +136,7 @@ class _HeadCache:
     def __init__(self, transaction: object) -> None:
         self.transaction = transaction
         self.heads: dict[str, _Head] = {}
+        self.deferred: list[Callable[[], object]] = []
 
     @classmethod
     def of(cls, session: Session) -> _HeadCache:
@@ -149,6 +162,9 @@ class _HeadCache:
         return head
 
     def write(self, session: Session) -> None:
+        deferred, self.deferred = self.deferred, []
+        for append in deferred:
+            append()
         for head in self.heads.values():
             if head.dirty:
                 session.execute(update(AuditHead).where(AuditHead.chain == head.chain)

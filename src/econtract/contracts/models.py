@@ -55,6 +55,10 @@ class Contract(Base):
     approval_mode: Mapped[str] = mapped_column(String(20), default="sequential",
                                                server_default="sequential")
     """``sequential``: every approver in order; ``any``: the first approval is enough."""
+    archived_at: Mapped[datetime | None] = mapped_column(index=True)
+    """Archived contracts leave the default lists (归档); unarchiving clears this."""
+    renewal_reminded_at: Mapped[datetime | None]
+    """When the owner was told this contract expires soon (合同到期提醒); once per expiry."""
     approver_ids: Mapped[dict[str, Any] | None]
     """``{"users": [user id, …]}``: who must approve before the contract may be sent."""
 
@@ -171,3 +175,41 @@ class Approval(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     decided_at: Mapped[datetime | None]
+
+
+class BulkRun(Base):
+    """A bulk send (批量发送): one CSV for one template; each row becomes one contract."""
+
+    __tablename__ = "bulk_runs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    org_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("organisations.id"), index=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id"))
+    template_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("contract_templates.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    csv_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20))
+    """``invalid`` (rows refused, nothing sent), ``ready``, ``sending``, ``done``."""
+    total: Mapped[int]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class BulkItem(Base):
+    """One row of a bulk send; ``contract_id`` is set in the same transaction that creates and
+    sends its contract, so a resumed run never sends a row twice."""
+
+    __tablename__ = "bulk_items"
+    __table_args__ = (UniqueConstraint("run_id", "row_number"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("bulk_runs.id", ondelete="CASCADE"), index=True)
+    row_number: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20))
+    """``invalid``, ``pending``, ``sent``, ``failed``."""
+    data: Mapped[dict[str, Any]]
+    """The row as read from the CSV (column → text)."""
+    errors: Mapped[dict[str, Any] | None]
+    contract_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("contracts.id"))
+    updated_at: Mapped[datetime]

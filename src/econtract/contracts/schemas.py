@@ -151,6 +151,14 @@ class VoidRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+class DecisionIn(BaseModel):
+    """An approver's comment; required to reject."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    comment: str = Field(default="", max_length=2000)
+
+
 class SignerRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -236,6 +244,9 @@ class ContractSummary(BaseModel):
     created_at: datetime
     updated_at: datetime
     owner_id: uuid.UUID
+    highlight: str | None = None
+    """With a keyword search (``q``): an excerpt of the matching text, the matches wrapped in
+    ``<mark>`` and everything else HTML-escaped."""
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -293,6 +304,10 @@ class ContractFilter(BaseModel):
     created_to: date | None = None
     expiry_from: date | None = None
     expiry_to: date | None = None
+    archived: bool | None = False
+    """``False`` (default): archived contracts hidden; ``True``: only archived; ``None``: all."""
+    expiring_within_days: int | None = Field(default=None, ge=0, le=3650)
+    """Only completed contracts whose expiry date is today (UTC+8) or within this many days."""
     sort: SortKey = "-created_at"
     page: int = Field(default=1, ge=1)
     per_page: int = Field(default=20, ge=1, le=200)

@@ -3,20 +3,24 @@
 ``send`` rewrites the uploaded PDF clean (clauses page, attachments, a signature page with every
 signer's field) and certifies it with the platform seal first (DocMDP P=2). ``ensure_sealed``
 runs as a job after the last signature: validation data and a document timestamp (PAdES B-LTA),
-then the contract is ``completed``. After every step the platform verifies its own output and
-stores nothing that is not ``valid``.
+then the contract is ``completed`` and the certificate job is queued in the same transaction
+(``econtract.contracts.completion``: the certificate of completion and the final e-mails), so a
+crash between the two steps resumes with the certificate. After every step the platform verifies
+its own output and stores nothing that is not ``valid``.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from econtract.audit import service as audit
 from econtract.audit.events import EventKind
 from econtract.context import Ctx
+from econtract.contracts import approval
 from econtract.contracts import service as contracts
 from econtract.contracts.models import Contract, DocumentVersion
 from econtract.contracts.states import Event, Status, transition
@@ -24,6 +28,7 @@ from econtract.credentials.engine import SigningEngine
 from econtract.errors import InvalidTransition, SigningError, ValidationFailed
 from econtract.jobs import enqueue
 from econtract.parties import routing
+from econtract.parties.models import Signer
 from econtract.signing import (
     Attachment,
     PrepareSpec,
@@ -37,6 +42,7 @@ from econtract.signing.verify import verify_pdf
 from econtract.storage import BlobStore
 
 SEAL_JOB = "contract.seal"
+CERTIFICATE_JOB = "contract.certificate"
 ROLE_LABELS = {"signer": "签署方 / Signer", "approver": "审批人 / Approver"}
 
 
@@ -47,6 +53,7 @@ def send(session: Session, ctx: Ctx, *, blobs: BlobStore, engine: SigningEngine,
     contracts.require_edit(ctx, contract)
     if Status(contract.status) not in (Status.DRAFT, Status.APPROVED):
         raise InvalidTransition(f"A contract that is {contract.status} cannot be sent.")
+    approval.require_approved(contract)
     _check_ready(contract, ctx.now())
     now = ctx.now()
     source, data = contracts.download_document(session, ctx, blobs=blobs,
@@ -56,8 +63,8 @@ def send(session: Session, ctx: Ctx, *, blobs: BlobStore, engine: SigningEngine,
         signer.field_name = f"signer-{index}"
     spec = PrepareSpec(
         title=contract.title, created_at=now, locale=ctx.locale if ctx.locale == "en" else "zh_CN",
-        signers=[SignerSlot(s.field_name or "", s.name, s.email, ROLE_LABELS.get(s.role, ""))
-                 for s in signers],
+        signers=[SignerSlot(s.field_name or "", s.name, s.email, ROLE_LABELS.get(s.role, ""),
+                            **_placement(s)) for s in signers],
         clauses=[(c.title, c.body) for c in contract.clauses],
         attachments=[Attachment(a.filename, blobs.get(org_id=contract.org_id,
                                                       contract_id=contract.id, key=a.blob_key,
@@ -76,6 +83,14 @@ def send(session: Session, ctx: Ctx, *, blobs: BlobStore, engine: SigningEngine,
                 "source_sha256": source.sha256, "signers": len(signers)})
     routing.open_next_group(session, ctx, contract)
     return contract
+
+
+def _placement(signer: Signer) -> dict[str, Any]:
+    """The signer's field placement (1-based page in the database, 0-based in the core)."""
+    rect = (signer.field_rect or {}).get("rect")
+    if signer.field_page is None or rect is None:
+        return {}
+    return {"page": signer.field_page - 1, "rect": tuple(rect)}
 
 
 def _check_ready(contract: Contract, now: datetime) -> None:
@@ -106,11 +121,23 @@ def queue_seal(session: Session, *, contract: Contract, now: datetime) -> None:
         job.status, job.attempts, job.run_after, job.last_error = "pending", 0, now, None
 
 
+def queue_certificate(session: Session, *, contract: Contract, now: datetime) -> None:
+    """Issue the certificate of completion (and send the final e-mails) once; like
+    ``queue_seal``, a certificate job that gave up earlier is given a new start."""
+    job = enqueue(session, kind=CERTIFICATE_JOB, payload={"contract_id": str(contract.id)},
+                  now=now, org_id=contract.org_id, dedupe_key=f"certificate:{contract.id}")
+    if job.status == "failed":
+        job.status, job.attempts, job.run_after, job.last_error = "pending", 0, now, None
+
+
 def ensure_sealed(session: Session, ctx: Ctx, *, blobs: BlobStore, engine: SigningEngine,
                   contract_id: uuid.UUID) -> Contract:
-    """Idempotent: seals the signed document if not done yet, then completes the contract."""
+    """Idempotent: seals the signed document if not done yet, completes the contract and
+    queues its certificate of completion."""
     contract = contracts.get(session, ctx, contract_id=contract_id, lock=True)
     if Status(contract.status) is Status.COMPLETED:
+        if contract.certificate_sha256 is None:
+            queue_certificate(session, contract=contract, now=ctx.now())
         return contract
     if Status(contract.status) not in (Status.SENT, Status.SIGNING) or \
             not routing.all_signed(contract):
@@ -121,6 +148,7 @@ def ensure_sealed(session: Session, ctx: Ctx, *, blobs: BlobStore, engine: Signi
                         signed=current)
     transition(session, ctx, contract, Event.COMPLETE,
                {"document_sha256": current.sha256, "version": current.number})
+    queue_certificate(session, contract=contract, now=ctx.now())
     return contract
 
 

@@ -21,7 +21,7 @@ from econtract.audit import service as audit
 from econtract.audit.events import EventKind
 from econtract.audit.models import AuditEvent
 from econtract.context import Ctx
-from econtract.contracts import approval, policy, previews, search, uploads
+from econtract.contracts import approval, policy, previews, search, uploads, validity
 from econtract.contracts.models import (
     Attachment,
     Contract,
@@ -387,6 +387,18 @@ def _day_start(day: date) -> datetime:
 
 def list_(session: Session, ctx: Ctx, *, filters: ContractFilter) -> tuple[list[Contract], int]:
     """One page of the contracts the actor may see, and the total count."""
+    query = filtered(session, ctx, filters=filters)
+    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    column = getattr(Contract, filters.sort.lstrip("-"))
+    order = column.desc() if filters.sort.startswith("-") else column.asc()
+    rows = session.scalars(query.order_by(order, Contract.id)
+                           .offset((filters.page - 1) * filters.per_page).limit(filters.per_page))
+    return list(rows), total
+
+
+def filtered(session: Session, ctx: Ctx, *, filters: ContractFilter) -> Select[Contract]:
+    """Every contract the actor may see that matches ``filters`` (unordered, unpaged): the
+    list page and the CSV export share it, so an export holds exactly what the list shows."""
     query = _visible(ctx)
     terms = search.terms_of(filters.q or "")
     if terms:
@@ -407,12 +419,15 @@ def list_(session: Session, ctx: Ctx, *, filters: ContractFilter) -> tuple[list[
         query = query.where(Contract.expiry_date >= filters.expiry_from)
     if filters.expiry_to:
         query = query.where(Contract.expiry_date <= filters.expiry_to)
-    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    column = getattr(Contract, filters.sort.lstrip("-"))
-    order = column.desc() if filters.sort.startswith("-") else column.asc()
-    rows = session.scalars(query.order_by(order, Contract.id)
-                           .offset((filters.page - 1) * filters.per_page).limit(filters.per_page))
-    return list(rows), total
+    if filters.archived is not None:
+        query = query.where(Contract.archived_at.is_not(None) if filters.archived
+                            else Contract.archived_at.is_(None))
+    if filters.expiring_within_days is not None:
+        today = validity.today(ctx.now())
+        query = query.where(
+            Contract.status == Status.COMPLETED.value, Contract.expiry_date >= today,
+            Contract.expiry_date <= today + timedelta(days=filters.expiring_within_days))
+    return query
 
 
 def status_counts(session: Session, ctx: Ctx) -> dict[str, int]:

@@ -86,6 +86,9 @@ EVENT_KINDS: dict[Event, EventKind] = {
     E.LAPSE: EventKind.CONTRACT_LAPSED,
 }
 
+SIGNING_OPEN = frozenset({S.SENT, S.SIGNING})
+"""Invitations, reminders and signing links are alive only here."""
+
 EDITABLE = frozenset({S.DRAFT})
 """Authoring edits are allowed only here: once a contract leaves draft, what is signed is frozen."""
 
@@ -115,10 +118,12 @@ def transition(session: Session, ctx: Ctx, contract: Contract, event: Event,
     source = Status(contract.status)
     target = target_of(source, event)
     now = ctx.now()
+    # Leaving signing (complete, decline, void, expire) ends the automatic reminders too.
+    closing = {"next_reminder_at": None} if target not in SIGNING_OPEN else {}
     result = session.execute(
         update(Contract)
         .where(Contract.id == contract.id, Contract.status == source.value)
-        .values(status=target.value, status_changed_at=now, updated_at=now)
+        .values(status=target.value, status_changed_at=now, updated_at=now, **closing)
         .execution_options(synchronize_session=False)
     )
     if getattr(result, "rowcount", 0) != 1:
@@ -129,7 +134,7 @@ def transition(session: Session, ctx: Ctx, contract: Contract, event: Event,
             details={"status": contract.status, "event": event.value})
     # The row now holds exactly these values: set them as loaded, without another SELECT.
     for name, value in (("status", target.value), ("status_changed_at", now),
-                        ("updated_at", now)):
+                        ("updated_at", now), *closing.items()):
         set_committed_value(contract, name, value)
     audit.record(session, ctx, EVENT_KINDS[event], org_id=contract.org_id,
                  contract_id=contract.id,

@@ -399,7 +399,7 @@ def _page_text(data: bytes) -> str:
                 break
     finally:
         document.close()
-    return "\n".join(parts)[:MAX_TEXT_CHARS]
+    return "\n".join(parts).strip()[:MAX_TEXT_CHARS]
 
 
 def _raise_findings(findings: set[str]) -> None:

@@ -18,17 +18,33 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, QueryParams, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from econtract.accounts.models import User
+from econtract.audit.events import EventKind
 from econtract.audit.models import AuditEvent
 from econtract.context import Ctx
-from econtract.contracts import policy, service
+from econtract.contracts import (
+    approval,
+    archive,
+    export,
+    from_template,
+    policy,
+    search,
+    sending,
+    service,
+)
+from econtract.contracts import dashboard as charts
+from econtract.contracts.api import csv_response
 from econtract.contracts.models import Contract
 from econtract.contracts.schemas import ContractCreate, ContractFilter
 from econtract.contracts.states import Event, Status, allowed_events
 from econtract.errors import ValidationFailed
 from econtract.http import read_upload, runtime
+from econtract.parties import reminders
 from econtract.web import i18n
 from econtract.web.i18n import N_, Gettext
 from econtract.web.render import page_unit, parse_id, render, see_other, translator
@@ -42,6 +58,8 @@ SIGNER_ROWS = 3
 DEFAULT_TZ_OFFSET = 8 * 60  # minutes east of UTC when the browser sent none (JS off): China time
 FILTER_FIELDS = ("q", "category", "tag", "created_from", "created_to", "expiry_from",
                  "expiry_to", "sort")
+VIEW_FIELDS = ("archived", "expiring")
+"""List views besides the filter form: archived contracts, contracts expiring within N days."""
 SORTS = (("-created_at", N_("Newest first")), ("created_at", N_("Oldest first")),
          ("-updated_at", N_("Recently updated")), ("title", N_("Title (A–Z)")),
          ("expiry_date", N_("Expiry date (soonest first)")),
@@ -71,8 +89,12 @@ def dashboard(request: Request) -> Response:
         counts = service.status_counts(page.session, page.ctx)
         recent, _ = service.list_(page.session, page.ctx, filters=ContractFilter(
             sort="-updated_at", per_page=RECENT))
+        funnel = charts.signing_funnel(page.session, page.ctx)
+        expiring = charts.expiring_counts(page.session, page.ctx)
         return render(request, "dashboard.html", viewer=page.viewer, counts=counts,
-                      total=sum(counts.values()), chart=_chart(counts), recent=recent)
+                      total=sum(counts.values()), chart=_chart(counts), recent=recent,
+                      funnel=charts.bars(funnel),
+                      expiring=charts.bars({str(d): n for d, n in expiring.items()}))
 
 
 # --- list ----------------------------------------------------------------------------------
@@ -84,6 +106,9 @@ def _filters(params: QueryParams) -> ContractFilter:
     page = params.get("page") or "1"
     raw["page"] = int(page) if page.isdigit() else 1
     raw["per_page"] = PER_PAGE
+    raw["archived"] = archive.archived_filter(params.get("archived"))
+    expiring = params.get("expiring") or ""
+    raw["expiring_within_days"] = int(expiring) if expiring.isdigit() else None
     try:
         return ContractFilter.model_validate(raw)
     except ValidationError as exc:
@@ -102,15 +127,38 @@ def contract_list(request: Request) -> Response:
         filters = _filters(params)
         items, total = service.list_(page.session, page.ctx, filters=filters)
         pages = max(math.ceil(total / PER_PAGE), 1)
+        highlights = search.highlight(page.session, [c.id for c in items],
+                                      search.terms_of(filters.q or ""))
         return render(
             request, "contracts/list.html", viewer=page.viewer, items=items, total=total,
+            highlights=highlights,
             page_no=filters.page, pages=pages, statuses=[s.value for s in Status],
             categories=service.categories(page.session, page.ctx), sorts=SORTS,
-            form={name: params.get(name, "") for name in FILTER_FIELDS},
+            form={name: params.get(name, "") for name in (*FILTER_FIELDS, *VIEW_FIELDS)},
+            windows=charts.EXPIRING_WINDOWS,
+            view_url=lambda **kw: _view_url(params, **kw),
+            export_url="/contracts/export.csv?" + urlencode(
+                [(k, v) for k, v in params.multi_items() if k != "page" and v]),
             selected_statuses=set(params.getlist("status")),
             more_open=any(params.get(n) for n in FILTER_FIELDS[1:7]),
             prev_url=_page_url(params, filters.page - 1) if filters.page > 1 else None,
             next_url=_page_url(params, filters.page + 1) if filters.page < pages else None)
+
+
+def _view_url(params: QueryParams, **changes: str) -> str:
+    """The list URL with the current filters, some changed (an empty value drops one)."""
+    kept = [(k, v) for k, v in params.multi_items() if k not in changes and k != "page" and v]
+    return "/contracts?" + urlencode([*kept, *((k, v) for k, v in changes.items() if v)])
+
+
+@router.get("/contracts/export.csv")
+def contract_export(request: Request) -> Response:
+    """Every contract matching the list's filters, as CSV (see ``contracts.export``)."""
+    with page_unit(request) as page:
+        filters = _filters(request.query_params)
+        started = export.start(page.session, page.ctx, filters=filters)
+        ctx = page.ctx
+    return csv_response(runtime(request).engine, ctx, started)
 
 
 # --- new contract --------------------------------------------------------------------------
@@ -262,8 +310,22 @@ def contract_detail(request: Request, contract_id: str) -> Response:
         _ = translator(request)
         return render(request, "contracts/detail.html", viewer=page.viewer, contract=contract,
                       document=document, can_void=_can_void(page.ctx, contract),
+                      archive_box=_archive_box(page.ctx, contract),
                       preview_pages=range(1, min(document.page_count, PREVIEW_PAGES) + 1),
-                      timeline=[(e, _event_detail(e, _)) for e in events])
+                      timeline=[(e, _event_detail(e, _)) for e in events],
+                      reminder=_reminder_box(page.session, page.ctx, contract,
+                                             request.query_params.get("reminded")),
+                      template_origin=from_template.origin(page.session, contract),
+                      actions=_action_box(page.session, page.ctx, contract))
+
+
+def _archive_box(ctx: Ctx, contract: Contract) -> str | None:
+    """``archive`` or ``unarchive`` when the actor may do that now, else ``None``."""
+    if not policy.can_edit_contract(ctx.actor, contract):
+        return None
+    if contract.archived_at is not None:
+        return "unarchive"
+    return "archive" if archive.can_archive(contract) else None
 
 
 def _can_void(ctx: Ctx, contract: Contract) -> bool:
@@ -283,9 +345,145 @@ def contract_void(request: Request, contract_id: str,
     return see_other(f"/contracts/{cid}")
 
 
+@router.post("/contracts/{contract_id}/archive")
+def contract_archive(request: Request, contract_id: str,
+                     csrf_token: Annotated[str, Form()] = "") -> Response:
+    cid = parse_id(contract_id)
+    with page_unit(request) as page:
+        page.check_csrf(csrf_token)
+        archive.archive(page.session, page.ctx, contract_id=cid)
+    return see_other(f"/contracts/{cid}")
+
+
+@router.post("/contracts/{contract_id}/unarchive")
+def contract_unarchive(request: Request, contract_id: str,
+                       csrf_token: Annotated[str, Form()] = "") -> Response:
+    cid = parse_id(contract_id)
+    with page_unit(request) as page:
+        page.check_csrf(csrf_token)
+        archive.unarchive(page.session, page.ctx, contract_id=cid)
+    return see_other(f"/contracts/{cid}")
+
+
+@router.post("/contracts/{contract_id}/send")
+def contract_send(request: Request, contract_id: str,
+                  csrf_token: Annotated[str, Form()] = "") -> Response:
+    """Prepare and certify the document, then invite the first signers (as the API does)."""
+    cid = parse_id(contract_id)
+    rt = runtime(request)
+    with page_unit(request) as page:
+        page.check_csrf(csrf_token)
+        sending.send(page.session, page.ctx, blobs=rt.blobs, engine=rt.signing_engine(),
+                     contract_id=cid)
+    return see_other(f"/contracts/{cid}")
+
+
+@router.post("/contracts/{contract_id}/submit")
+def contract_submit(request: Request, contract_id: str,
+                    csrf_token: Annotated[str, Form()] = "") -> Response:
+    cid = parse_id(contract_id)
+    with page_unit(request) as page:
+        page.check_csrf(csrf_token)
+        approval.submit(page.session, page.ctx, contract_id=cid)
+    return see_other(f"/contracts/{cid}")
+
+
+@router.post("/contracts/{contract_id}/decide")
+def contract_decide(request: Request, contract_id: str,
+                    decision: Annotated[str, Form()] = "",
+                    comment: Annotated[str, Form(max_length=2000)] = "",
+                    csrf_token: Annotated[str, Form()] = "") -> Response:
+    """An approver's approve or reject (with the comment) from the detail page."""
+    cid = parse_id(contract_id)
+    with page_unit(request) as page:
+        page.check_csrf(csrf_token)
+        approval.decide(page.session, page.ctx, contract_id=cid,
+                        approve=decision == "approve", comment=comment)
+    return see_other(f"/contracts/{cid}")
+
+
+@dataclass(frozen=True)
+class ActionBox:
+    """What the viewer may do next with the contract, for the detail page."""
+
+    can_send: bool
+    can_submit: bool
+    my_decision: bool
+    """The viewer is the approver whose decision is awaited."""
+    approvers: list[tuple[str, str, str | None]]
+    """(name, status, comment) of the latest round, or of the named approvers before one."""
+    evidence: bool
+
+
+def _action_box(session: Session, ctx: Ctx, contract: Contract) -> ActionBox:
+    status = Status(contract.status)
+    editor = policy.can_edit_contract(ctx.actor, contract)
+    needs = approval.needs_approval(contract)
+    latest = approval.current_round(session, contract)
+    names = {u.id: u.name or u.email for u in session.scalars(
+        select(User).where(User.id.in_(approval.approver_ids(contract)
+                                       + [a.approver_id for a in latest])))}
+    if latest:
+        approvers = [(names.get(a.approver_id, "?"), a.status, a.comment) for a in latest]
+    else:
+        approvers = [(names.get(i, "?"), "", None) for i in approval.approver_ids(contract)]
+    return ActionBox(
+        can_send=editor and (status is Status.APPROVED or (status is Status.DRAFT
+                                                            and not needs)),
+        can_submit=editor and status is Status.DRAFT and needs,
+        my_decision=status is Status.PENDING_APPROVAL and any(
+            a.approver_id == ctx.actor.id and a.status == "pending" for a in latest),
+        approvers=approvers,
+        evidence=status in (Status.COMPLETED, Status.LAPSED))
+
+
+@dataclass(frozen=True)
+class ReminderBox:
+    """The reminders card of the detail page (shown while the contract is out for signing)."""
+
+    policy: reminders.ReminderPolicy
+    sent: int
+    next_at: datetime | None
+    pending: int
+    can_remind: bool
+    again_at: datetime | None
+    """While "Remind now" would be refused as too soon: from when it is allowed."""
+    reminded: int | None
+    """How many signers "Remind now" just reached (after the redirect), else ``None``."""
+
+
+def _reminder_box(session: Session, ctx: Ctx, contract: Contract,
+                  reminded: str | None) -> ReminderBox | None:
+    if contract.status not in reminders.OPEN_STATUSES:
+        return None
+    pending = len(reminders.pending_signers(contract))
+    return ReminderBox(policy=reminders.policy_for(session, contract),
+                       sent=contract.reminders_sent, next_at=contract.next_reminder_at,
+                       pending=pending,
+                       can_remind=pending > 0 and policy.can_edit_contract(ctx.actor, contract),
+                       again_at=reminders.remind_again_at(session, contract, now=ctx.now()),
+                       reminded=int(reminded) if reminded and reminded.isdigit() else None)
+
+
+@router.post("/contracts/{contract_id}/remind")
+def contract_remind(request: Request, contract_id: str,
+                    csrf_token: Annotated[str, Form()] = "") -> Response:
+    cid = parse_id(contract_id)
+    with page_unit(request) as page:
+        page.check_csrf(csrf_token)
+        contract = reminders.remind(page.session, page.ctx, contract_id=cid)
+        count = len(reminders.pending_signers(contract))
+    return see_other(f"/contracts/{cid}?reminded={count}")
+
+
 def _event_detail(event: AuditEvent, _: Gettext) -> str:
     """A one-line summary of an event's data for the timeline."""
     data = event.data or {}
+    if event.kind == EventKind.SIGNER_REMINDED:
+        if data.get("automatic"):
+            return _("%(email)s, automatic reminder %(number)s") % {
+                "email": data.get("email", ""), "number": data.get("reminder") or ""}
+        return _("%(email)s, reminded by hand") % {"email": data.get("email", "")}
     if "from" in data and "to" in data:
         moved = _("%(old)s → %(new)s") % {
             "old": i18n.label(i18n.STATUS_LABELS, str(data["from"]), _),

@@ -10,6 +10,10 @@ claims the job again. The stale worker must then not finish it, so whatever it d
 Delivery is therefore at-least-once for side effects outside the database (a worker can die after
 sending an e-mail but before committing); handlers make such effects idempotent (see the e-mail
 backends) and their database writes commit exactly once, with the job being marked done.
+
+Besides jobs, ``run_forever`` runs periodic tasks (the reminder and deadline sweep) every so many
+seconds. Every worker process runs them, so a task must be safe to run in several at once (the
+sweep claims its rows with ``SKIP LOCKED``) and opens its own transactions.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import random
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -37,6 +43,15 @@ logger = logging.getLogger(__name__)
 _JITTER = 0.1
 """Retries wait up to this fraction longer, so jobs that failed together do not retry together."""
 _MAX_ERROR_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    """``run(now)`` every ``every_seconds`` while the worker loop runs (first at its start)."""
+
+    name: str
+    every_seconds: float
+    run: Callable[[datetime], object]
 
 
 class _ClaimLost(Exception):
@@ -56,7 +71,8 @@ class Worker:
     def __init__(self, session_factory: sessionmaker[Session], registry: JobRegistry, *,
                  name: str | None = None, clock: Callable[[], datetime] = utcnow,
                  batch_size: int = 10, lease_seconds: int = 300,
-                 base_backoff_seconds: float = 30, max_backoff_seconds: float = 3600) -> None:
+                 base_backoff_seconds: float = 30, max_backoff_seconds: float = 3600,
+                 periodic: Sequence[PeriodicTask] = ()) -> None:
         self.name = name or _default_name()
         if len(self.name) > 100:  # OutboxJob.claimed_by / OutboxAttempt.worker are String(100)
             raise ValueError("worker name is longer than 100 characters")
@@ -69,6 +85,11 @@ class Worker:
         self.lease_seconds = lease_seconds
         self.base_backoff_seconds = base_backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
+        if any(task.every_seconds <= 0 for task in periodic):
+            raise ValueError("a periodic task needs a positive interval")
+        self._periodic = list(periodic)
+        self._periodic_next: dict[str, float] = {}
+        """Task name → ``time.monotonic()`` of its next run; absent: due now."""
 
     # -- claiming ------------------------------------------------------------------------------
 
@@ -266,10 +287,34 @@ class Worker:
                 logger.exception("outbox worker %s: could not run job %s", self.name, job_id)
         return ran
 
+    def run_periodic(self) -> int:
+        """Run the periodic tasks whose time has come; returns how many ran. A failing task is
+        logged and tried again at its next time."""
+        ran = 0
+        for task in self._periodic:
+            started = time.monotonic()
+            if started < self._periodic_next.get(task.name, started):
+                continue
+            # Measured from the start, so a slow run does not drift the schedule.
+            self._periodic_next[task.name] = started + task.every_seconds
+            try:
+                task.run(self._clock())
+            except Exception:
+                logger.exception("worker %s: periodic task %s failed", self.name, task.name)
+            ran += 1
+        return ran
+
+    def _until_next_periodic(self, poll_seconds: float) -> float:
+        now = time.monotonic()
+        waits = [self._periodic_next.get(task.name, now) - now for task in self._periodic]
+        return max(min([poll_seconds, *waits]), 0.0)
+
     def run_forever(self, stop: threading.Event, poll_seconds: float = 1.0) -> None:
-        """Run batches until ``stop`` is set; sleep ``poll_seconds`` whenever there is no work."""
+        """Run batches (and periodic tasks when due) until ``stop`` is set; sleep
+        ``poll_seconds`` whenever there is no work."""
         logger.info("outbox worker %s started", self.name)
         while not stop.is_set():
+            self.run_periodic()
             try:
                 ran = self._run_batch(self.claim(), stop)
             except Exception:
@@ -277,5 +322,5 @@ class Worker:
                 logger.exception("outbox worker %s: unexpected error; continuing", self.name)
                 ran = 0
             if ran == 0:
-                stop.wait(poll_seconds)
+                stop.wait(self._until_next_periodic(poll_seconds))
         logger.info("outbox worker %s stopped", self.name)

@@ -5,6 +5,16 @@ worker, so ``send`` may be called again for the same message after a crash or a 
 Both backends take a ``message_id`` that stays the same across retries: the file backend rewrites
 the same file, and recipients' mail software can recognise a resent SMTP message by its
 Message-ID.
+
+Attachments come in two forms. Small ones (:class:`EmailAttachment`) travel inline, base64, in
+the outbox payload. Contract PDFs do not: a sealed contract with its embedded attachments can
+weigh tens of megabytes, and it goes to every party, so inlining it would copy it into one
+outbox row per recipient. A :class:`StoredAttachment` is only a reference — organisation,
+contract, blob key and SHA-256 — and the worker reads, decrypts and checks the bytes from the
+blob store when it sends (``econtract.notifications.jobs``). The document stays encrypted at rest
+in one place, the payload stays a few hundred bytes, and a blob that changed is refused
+(``integrity_error``) instead of mailed. Both backends send the resolved message as MIME
+``multipart/mixed`` (the file backend writes exactly what SMTP would send).
 """
 
 from __future__ import annotations
@@ -19,7 +29,9 @@ import logging
 import re
 import smtplib
 import ssl
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +43,7 @@ from econtract.settings import Settings
 logger = logging.getLogger(__name__)
 
 _MESSAGE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -41,9 +54,55 @@ class EmailAttachment:
 
     def __post_init__(self) -> None:
         _check_header_text("attachment file name", self.filename)
-        maintype, _, subtype = self.content_type.partition("/")
-        if not maintype or not subtype or any(c.isspace() for c in self.content_type):
-            raise ValidationFailed(f"invalid attachment content type {self.content_type!r}")
+        _check_content_type(self.content_type)
+
+
+def _check_content_type(content_type: str) -> None:
+    maintype, _, subtype = content_type.partition("/")
+    if not maintype or not subtype or any(c.isspace() for c in content_type):
+        raise ValidationFailed(f"invalid attachment content type {content_type!r}")
+
+
+@dataclass(frozen=True)
+class StoredAttachment:
+    """An attachment that stays in the blob store until the worker sends the message.
+
+    The outbox keeps only this reference; the bytes are read (decrypted, SHA-256 checked) when
+    the message is sent, see :meth:`EmailMessage.resolved`.
+    """
+
+    filename: str
+    content_type: str
+    org_id: uuid.UUID
+    contract_id: uuid.UUID
+    key: str
+    """The blob key (``<org>/<contract>/<name>``)."""
+    sha256: str
+    """The plaintext's SHA-256 (hex), as the database records it."""
+
+    def __post_init__(self) -> None:
+        _check_header_text("attachment file name", self.filename)
+        _check_content_type(self.content_type)
+        if not _SHA256.fullmatch(self.sha256):
+            raise ValidationFailed("a stored attachment needs the SHA-256 of its content")
+        if not self.key.startswith(f"{self.org_id}/{self.contract_id}/"):
+            raise ValidationFailed("the attachment's blob key belongs to another contract")
+
+    def to_payload(self) -> dict[str, str]:
+        return {"filename": self.filename, "content_type": self.content_type,
+                "org_id": str(self.org_id), "contract_id": str(self.contract_id),
+                "key": self.key, "sha256": self.sha256}
+
+    @classmethod
+    def from_payload(cls, item: dict[str, Any]) -> StoredAttachment:
+        return cls(filename=str(item["filename"]), content_type=str(item["content_type"]),
+                   org_id=uuid.UUID(str(item["org_id"])),
+                   contract_id=uuid.UUID(str(item["contract_id"])), key=str(item["key"]),
+                   sha256=str(item["sha256"]))
+
+
+#: Reads a stored attachment's bytes (the worker passes the blob store's ``get``).
+AttachmentLoader = Callable[[StoredAttachment], bytes]
 
 
 @dataclass(frozen=True)
@@ -55,6 +114,8 @@ class EmailMessage:
     text: str
     html: str | None = None
     attachments: tuple[EmailAttachment, ...] = ()
+    stored_attachments: tuple[StoredAttachment, ...] = ()
+    """Attachments by reference, resolved by the worker (see the module docstring)."""
 
     def __post_init__(self) -> None:
         # Checked here, when the message is queued, rather than in the worker: a message that
@@ -79,7 +140,16 @@ class EmailMessage:
                  "data": base64.b64encode(a.data).decode("ascii")}
                 for a in self.attachments
             ],
+            "stored_attachments": [a.to_payload() for a in self.stored_attachments],
         }
+
+    def resolved(self, load: AttachmentLoader) -> EmailMessage:
+        """This message with every stored attachment read in (``load`` checks each SHA-256)."""
+        if not self.stored_attachments:
+            return self
+        loaded = tuple(EmailAttachment(a.filename, a.content_type, load(a))
+                       for a in self.stored_attachments)
+        return replace(self, attachments=self.attachments + loaded, stored_attachments=())
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> EmailMessage:
@@ -95,8 +165,10 @@ class EmailMessage:
                                     data=base64.b64decode(a["data"], validate=True))
                     for a in payload.get("attachments", ())
                 ),
+                stored_attachments=tuple(StoredAttachment.from_payload(a)
+                                         for a in payload.get("stored_attachments") or ()),
             )
-        except (KeyError, TypeError, binascii.Error) as exc:
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise ValidationFailed(f"malformed e-mail payload: {_describe(exc)}") from exc
 
 
@@ -122,7 +194,12 @@ def _message_id_header(message: EmailMessage, *, sender: str, message_id: str) -
     # The same message_id can come back after a database is reset (job ids restart at 1), and
     # some mail services silently drop a message whose Message-ID they have seen. A digest of
     # the content tells such messages apart while a retry of one job keeps the same header.
-    digest = hashlib.sha256(repr(message.to_payload()).encode("utf-8")).hexdigest()[:16]
+    # Attachments enter by their SHA-256: a contract PDF need not be base64-encoded for this.
+    summary = (message.to, message.subject, message.text, message.html,
+               [(a.filename, a.content_type, hashlib.sha256(a.data).hexdigest())
+                for a in message.attachments],
+               [a.to_payload() for a in message.stored_attachments])
+    digest = hashlib.sha256(repr(summary).encode("utf-8")).hexdigest()[:16]
     domain = email.utils.parseaddr(sender)[1].rpartition("@")[2]
     if not domain.isascii() or not re.fullmatch(r"[A-Za-z0-9.-]+", domain):
         domain = "localhost"
@@ -133,6 +210,9 @@ def build_mime(message: EmailMessage, *, sender: str,
                message_id: str) -> email.message.EmailMessage:
     """The RFC 5322 form of ``message``: UTF-8 throughout, CRLF line ends (``policy.SMTP``)."""
     _check_message_id(message_id)
+    if message.stored_attachments:
+        # A bug, not bad input: the worker resolves stored attachments before sending.
+        raise ValidationFailed("resolve the stored attachments before building the message")
     mime = email.message.EmailMessage(policy=email.policy.SMTP)
     mime["From"] = sender
     mime["To"] = ", ".join(message.to)

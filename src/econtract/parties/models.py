@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
@@ -27,6 +28,11 @@ class Signer(Base):
     status: Mapped[str] = mapped_column(String(20), default="waiting")
     field_name: Mapped[str | None] = mapped_column(String(64))
     """The PDF signature field made for this signer when the contract is sent."""
+    field_page: Mapped[int | None]
+    """Where the signature field goes (1-based page), when placed on the document itself —
+    by a template's anchor or the placement editor; ``None``: on the added signature page."""
+    field_rect: Mapped[dict[str, Any] | None]
+    """``{"rect": [x1, y1, x2, y2]}`` in PDF points from the page's bottom left."""
     credential_serial: Mapped[str | None] = mapped_column(String(48))
     """Serial of the certificate this signer signed with."""
     created_at: Mapped[datetime]

@@ -9,7 +9,7 @@ from econtract.audit import service as audit
 from econtract.audit.events import EventKind
 from econtract.context import Ctx
 from econtract.contracts.models import Contract
-from econtract.parties import invitations
+from econtract.parties import invitations, reminders
 from econtract.parties.models import Signer
 
 SIGNING_ROLES = frozenset({"signer"})
@@ -41,7 +41,8 @@ def is_turn_of(contract: Contract, signer: Signer) -> bool:
 
 def open_next_group(session: Session, ctx: Ctx, contract: Contract) -> list[Signer]:
     """Invite the group whose turn has come (signers still ``waiting``): each gets a personal
-    link by e-mail through the outbox, committed with the change that opened the group."""
+    link by e-mail through the outbox, committed with the change that opened the group, and the
+    group's reminders are scheduled from now."""
     invited = []
     for signer in current_group(contract):
         if signer.status == "waiting":
@@ -53,4 +54,6 @@ def open_next_group(session: Session, ctx: Ctx, contract: Contract) -> list[Sign
                                "order": signer.order})
     session.flush()
     invitations.invite(session, ctx, contract=contract, signers=invited)
+    if invited:
+        reminders.schedule(session, contract=contract, now=ctx.now())
     return invited

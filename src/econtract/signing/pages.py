@@ -99,11 +99,16 @@ def clauses_page(title: str, clauses: Sequence[tuple[str, str]], locale: str = "
 
 def signature_page(contract_title: str,
                    signers: Sequence[SignerSlot]) -> tuple[bytes, list[FieldInfo]]:
-    """Render the signature page (签署页): one labelled box per signer, two per row.
+    """Render the signature page (签署页): one labelled cell per signer, two per row.
+
+    Every party is listed, so the page stays the record of who signs. A signer whose field is
+    placed on the document itself (``slot.page``) gets a note "signs on page N" in their cell
+    instead of a signature box.
 
     :param contract_title: printed under the heading.
     :param signers: the signers in order; six fit on a page, more continue on further pages.
-    :return: the PDF, and for each signer the field rectangle (page index within this PDF).
+    :return: the PDF, and for each signer without a placement the field rectangle (page index
+        within this PDF); it has :func:`signature_page_count` pages.
     """
     pdf = _new_pdf(contract_title)
     fields: list[FieldInfo] = []
@@ -116,8 +121,15 @@ def signature_page(contract_title: str,
         left = _MARGIN + col * (_CELL_W + _GAP)
         top = _GRID_TOP - row * (_CELL_H + _GAP)
         box = _signer_cell(pdf, slot, index + 1, left, top)
-        fields.append(FieldInfo(slot.field_name, pdf.page_no() - 1, box))
+        if box is not None:
+            fields.append(FieldInfo(slot.field_name, pdf.page_no() - 1, box))
     return bytes(pdf.output()), fields
+
+
+def signature_page_count(signers: int) -> int:
+    """How many pages :func:`signature_page` renders for ``signers`` signers."""
+    per_page = _COLS * _ROWS
+    return max(1, -(-signers // per_page))
 
 
 def _signature_heading(pdf: FPDF, contract_title: str, *, continued: bool) -> None:
@@ -138,8 +150,9 @@ def _text_at(pdf: FPDF, x: float, pdf_y: float, text: str, size: float, width: f
 
 
 def _signer_cell(pdf: FPDF, slot: SignerSlot, number: int, left: int, top: int) -> tuple[
-        int, int, int, int]:
-    """Draw one signer's labelled cell; return its signature box in PDF coordinates."""
+        int, int, int, int] | None:
+    """Draw one signer's labelled cell; return its signature box in PDF coordinates, or
+    ``None`` when the signer's field is placed on the document (a note says where)."""
     pdf.set_draw_color(190)
     pdf.set_line_width(0.6)
     pdf.rect(left, PAGE_H - top, _CELL_W, _CELL_H)
@@ -149,6 +162,11 @@ def _signer_cell(pdf: FPDF, slot: SignerSlot, number: int, left: int, top: int) 
     _text_at(pdf, x, top - 16, label, 8.5, width, _GRAY)
     _text_at(pdf, x, top - 34, slot.name, 13, width, 0)
     _text_at(pdf, x, top - 50, slot.email, 9, width, 60)
+    if slot.page is not None:
+        _text_at(pdf, x, top - 90, f"签署位置：合同正文第 {slot.page + 1} 页", 10, width, _GRAY)
+        _text_at(pdf, x, top - 106, f"Signs on page {slot.page + 1} of the document", 9, width,
+                 _GRAY)
+        return None
     box = (x, top - _CELL_H + _BOX_INSET, x + width, top - _CELL_H + _BOX_INSET + _BOX_H)
     pdf.set_draw_color(150)
     pdf.set_line_width(0.5)

@@ -23,6 +23,14 @@
    must exist before the certification signature, pitfall 6), the attachments and the document
    information are added in the same pass; the result is a single revision.
 
+Placed fields: a signer whose ``SignerSlot`` has a ``page`` and ``rect`` gets their field there, on
+the upload's own page (checked by :func:`check_placements`: the page exists and is not rotated, the
+rectangle lies inside its visible area, placed fields do not overlap); the others get a box on the
+signature page. The signature page is always added and lists every party — a placed signer's cell
+says on which page they sign — so it remains the one record of who signs the contract. Placed
+fields exist before the certification like the others, so signing them is the "signing" DocMDP
+P=2 permits and the verifier's rules apply unchanged.
+
 :func:`certify` then adds the platform's certification signature (DocMDP P=2) as the first one.
 """
 
@@ -47,7 +55,7 @@ from pypdf import generic as pp
 from pypdf.errors import PyPdfError
 
 from econtract.errors import SigningError, ValidationFailed
-from econtract.signing.pages import clauses_page, signature_page
+from econtract.signing.pages import clauses_page, signature_page, signature_page_count
 from econtract.signing.sign import field_states, open_for_update, run_signer
 from econtract.signing.specs import (
     CERTIFICATION_FIELD,
@@ -55,6 +63,7 @@ from econtract.signing.specs import (
     FieldInfo,
     PreparedDocument,
     PrepareSpec,
+    SignerSlot,
     SigningKey,
 )
 from econtract.signing.timestamps import TsaClient
@@ -66,10 +75,12 @@ def prepare_document(pdf: bytes, spec: PrepareSpec) -> PreparedDocument:
     :param pdf: the uploaded or rendered contract (already accepted by the upload checks).
     :param spec: title, signers, additional clauses, attachments, locale.
     :return: the prepared, unsigned document with its signature fields.
-    :raises ValidationFailed: the PDF is encrypted or cannot be read.
+    :raises ValidationFailed: the PDF is encrypted or cannot be read, or a signer's placement
+        does not fit the upload (see :func:`check_placements`).
     """
     created = spec.created_at or datetime.now(UTC)
     upload = _open_upload(pdf)  # fail fast, before the pages are typeset
+    placed = check_placements(upload, spec.signers)
     extra: list[bytes] = []
     if spec.clauses:
         extra.append(clauses_page(spec.title, spec.clauses, spec.locale))
@@ -78,8 +89,10 @@ def prepare_document(pdf: bytes, spec: PrepareSpec) -> PreparedDocument:
     clean, flatten = _clean_pages(upload, extra)
     try:
         reader = PdfFileReader(BytesIO(clean), strict=True)
-        offset = int(reader.root["/Pages"]["/Count"]) - (max(f.page for f in boxes) + 1)
-        fields = tuple(FieldInfo(f.name, f.page + offset, f.box) for f in boxes)
+        offset = int(reader.root["/Pages"]["/Count"]) - signature_page_count(len(spec.signers))
+        on_sig_page = {f.name: FieldInfo(f.name, f.page + offset, f.box) for f in boxes}
+        fields = tuple(placed.get(slot.field_name) or on_sig_page[slot.field_name]
+                       for slot in spec.signers)
         writer = copy_into_new_writer(reader, {"info": _info(spec.title, created)})
         writer.document_meta.last_modified = created
         for page_index, ops in flatten.items():
@@ -184,6 +197,82 @@ def certify(pdf: bytes, *, key: SigningKey, tsa: TsaClient | None, reason: str, 
         reason=reason, location=location)
     return run_signer(pdf, meta, key=key, tsa=tsa, signing_time=signing_time,
                       existing_fields_only=False, writer=writer)
+
+
+# --- placed fields ----------------------------------------------------------------------------
+
+
+def page_areas(pdf: bytes) -> list[tuple[float, float, float, float] | None]:
+    """:func:`page_boxes` of a PDF given as bytes (for placement editors and their checks).
+
+    :raises ValidationFailed: the PDF is encrypted or cannot be read.
+    """
+    reader = _open_upload(pdf)
+    try:
+        return page_boxes(reader)
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValidationFailed("The PDF could not be read", code="upload_unreadable") from exc
+
+
+def page_boxes(reader: PdfReader) -> list[tuple[float, float, float, float] | None]:
+    """Per page of ``reader``, the visible area (CropBox ∩ MediaBox) where a field may go.
+
+    :return: ``(x1, y1, x2, y2)`` in default user space per page, or ``None`` for a rotated page
+        (``/Rotate`` ≠ 0: a signature appearance would be drawn sideways, so placing is refused).
+    """
+    boxes: list[tuple[float, float, float, float] | None] = []
+    for page in reader.pages:
+        if int(page.rotation) % 360:
+            boxes.append(None)
+            continue
+        media, crop = page.mediabox, page.cropbox
+        boxes.append((max(float(media.left), float(crop.left)),
+                      max(float(media.bottom), float(crop.bottom)),
+                      min(float(media.right), float(crop.right)),
+                      min(float(media.top), float(crop.top))))
+    return boxes
+
+
+def check_placements(reader: PdfReader, slots: Sequence[SignerSlot]) -> dict[str, FieldInfo]:
+    """The fields of the placed ``slots``, checked against the upload's pages.
+
+    :return: field name → field on its page of the upload (the clean rewrite keeps the upload's
+        pages first, in order, so the index carries over).
+    :raises ValidationFailed: ``placement_page`` (no such page), ``placement_rotated_page``,
+        ``placement_off_page`` (not wholly inside the visible area) or ``placement_overlap``
+        (two signers' fields overlap: a later appearance would paint over an earlier one).
+    """
+    placed = [slot for slot in slots if slot.page is not None]
+    if not placed:
+        return {}
+    try:
+        areas = page_boxes(reader)
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValidationFailed("The PDF could not be read", code="upload_unreadable") from exc
+    fields: dict[str, FieldInfo] = {}
+    for slot in placed:
+        assert slot.page is not None and slot.box is not None
+        if slot.page >= len(areas):
+            raise ValidationFailed(f"The document has no page {slot.page + 1}",
+                                   code="placement_page")
+        area = areas[slot.page]
+        if area is None:
+            raise ValidationFailed(f"Page {slot.page + 1} is rotated; fields cannot be "
+                                   "placed on it", code="placement_rotated_page")
+        x1, y1, x2, y2 = slot.box
+        if x1 < area[0] or y1 < area[1] or x2 > area[2] or y2 > area[3]:
+            raise ValidationFailed(f"The field of {slot.field_name} is not inside page "
+                                   f"{slot.page + 1}", code="placement_off_page")
+        for other in fields.values():
+            if other.page == slot.page and _overlap(other.box, slot.box):
+                raise ValidationFailed(f"The fields of {other.name} and {slot.field_name} overlap",
+                                       code="placement_overlap")
+        fields[slot.field_name] = FieldInfo(slot.field_name, slot.page, slot.box)
+    return fields
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 # --- pass 1: pypdf, page by page ------------------------------------------------------------

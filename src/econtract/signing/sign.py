@@ -1,6 +1,6 @@
 """Approval signatures: PAdES B-T in a pre-created field, with a visible appearance.
 
-The appearance (drawn inside the field's box on the signature page)::
+The appearance (drawn inside the field's box: on the signature page, or where it was placed)::
 
     ┌──────────────────────────────────────────┐
     │        signature image, or the typed  ▒▒▒│   ▒ company seal, semi-transparent,
@@ -283,11 +283,15 @@ class SignatureStamp(BaseStamp):
     def _render_inner_content(self) -> list[bytes]:
         spec, moment = self.style.appearance, self.style.signing_time
         assert spec is not None and moment is not None
-        width, height, pad = float(self.box.width), float(self.box.height), 5.0
+        # The box is the field's own /Rect: a cell on the signature page, or wherever the
+        # sender placed the field (down to 60×24 pt): short boxes keep only the time caption.
+        width, height = float(self.box.width), float(self.box.height)
+        pad = min(5.0, height / 10)
         ops = [_CAPTION]
         when = f"签署时间 / Signed at {format_signing_time(moment, spec.display_tz)}"
         baseline = pad + 1.5
-        for line in (when, f"{spec.name} <{spec.email}>"):
+        lines = (when, f"{spec.name} <{spec.email}>") if height >= 48 else (when,)
+        for line in lines:
             text, size = _fitted(line, 6.5, width - 2 * pad, 4.5)
             ops.append(outline_text(text, size, pad, baseline))
             baseline += size * 1.35

@@ -6,10 +6,12 @@ appear in this module, so callers outside ``econtract.signing`` need not import 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
+from typing import cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -68,10 +70,64 @@ class SignerSlot:
     """The signer's e-mail address, printed under the name."""
     role: str = ""
     """Their role in the contract, e.g. ``甲方 / Party A``; printed above the name."""
+    page: int | None = None
+    """0-based page of the *uploaded* document where the field is placed (with ``rect``);
+    ``None``: the field is a box on the signature page."""
+    rect: tuple[float, float, float, float] | None = None
+    """The placed field's rectangle ``(x1, y1, x2, y2)`` in PDF points (default user space of
+    that page, origin bottom-left); rounded to whole points. Checked against the page's visible
+    area by :func:`~econtract.signing.prepare.prepare_document`."""
 
     def __post_init__(self) -> None:
         if not _FIELD_NAME.fullmatch(self.field_name) or self.field_name == CERTIFICATION_FIELD:
             raise ValidationFailed(f"Invalid signature field name: {self.field_name!r}")
+        if (self.page is None) != (self.rect is None):
+            raise ValidationFailed("A placed field needs both a page and a rectangle",
+                                   code="placement_incomplete")
+        if self.rect is not None:
+            object.__setattr__(self, "rect", check_placement_rect(self.rect))
+        if self.page is not None and self.page < 0:
+            raise ValidationFailed("The page of a placed field does not exist",
+                                   code="placement_page")
+
+    @property
+    def box(self) -> Box | None:
+        """The placed rectangle in whole points, or ``None`` on the signature page."""
+        return None if self.rect is None else cast(Box, tuple(int(v) for v in self.rect))
+
+
+#: Smallest and largest placed signature field, in points (width, height): below the minimum
+#: the caption cannot be read; above the maximum a "signature" would cover half a page.
+MIN_FIELD_SIZE = (60, 24)
+MAX_FIELD_SIZE = (420, 240)
+
+
+def check_placement_rect(rect: Sequence[float]) -> tuple[float, float, float, float]:
+    """``rect`` normalised (``x1 < x2``, ``y1 < y2``, whole points) and checked for size.
+
+    :raises ValidationFailed: not four finite numbers (``placement_rect``), smaller than
+        :data:`MIN_FIELD_SIZE` (``placement_too_small``) or larger than :data:`MAX_FIELD_SIZE`
+        (``placement_too_large``).
+    """
+    try:
+        values = [float(v) for v in rect]
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed("A field rectangle is four numbers",
+                               code="placement_rect") from exc
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise ValidationFailed("A field rectangle is four numbers", code="placement_rect")
+    x1, x2 = sorted(round(v) for v in values[0::2])
+    y1, y2 = sorted(round(v) for v in values[1::2])
+    width, height = x2 - x1, y2 - y1
+    if width < MIN_FIELD_SIZE[0] or height < MIN_FIELD_SIZE[1]:
+        raise ValidationFailed(
+            f"A signature field must be at least {MIN_FIELD_SIZE[0]}×{MIN_FIELD_SIZE[1]} pt",
+            code="placement_too_small")
+    if width > MAX_FIELD_SIZE[0] or height > MAX_FIELD_SIZE[1]:
+        raise ValidationFailed(
+            f"A signature field must be at most {MAX_FIELD_SIZE[0]}×{MAX_FIELD_SIZE[1]} pt",
+            code="placement_too_large")
+    return (float(x1), float(y1), float(x2), float(y2))
 
 
 @dataclass(frozen=True)
@@ -103,7 +159,8 @@ class PrepareSpec:
     title: str
     """Contract title: document ``/Title`` and the heading of the added pages."""
     signers: Sequence[SignerSlot]
-    """Every signer, in signing order; each gets a box on the signature page and a field."""
+    """Every signer, in signing order; each is listed on the signature page and gets a field:
+    a box there, or where the slot's ``page``/``rect`` places it on the uploaded document."""
     clauses: Sequence[tuple[str, str]] = ()
     """Additional clauses as ``(heading, text)`` pairs; none means no clauses page."""
     attachments: Sequence[Attachment] = ()

@@ -108,8 +108,10 @@ def _signature_anchor(name: str, width_mm: int = ANCHOR_SIZE_MM[0],
 
 @cache
 def _environment() -> SandboxedEnvironment:
+    # An optional variable left empty is None: it prints as nothing, not as "None".
     env = SandboxedEnvironment(autoescape=True, undefined=jinja2.StrictUndefined,
-                               trim_blocks=True, lstrip_blocks=True)
+                               trim_blocks=True, lstrip_blocks=True,
+                               finalize=lambda value: "" if value is None else value)
     env.filters.update(money=_money, money_cn=_money_cn, date_cn=_date_cn, date_en=_date_en)
     env.globals.update(signature_anchor=_signature_anchor)
     return env

@@ -70,8 +70,19 @@ class TemplateSummary(BaseModel):
 
 
 class TemplateRead(TemplateSummary):
+    version: int
+    """The version whose ``body`` and ``variables`` these are (``current_version`` unless
+    another one was asked for)."""
     body: str
     variables: list[VariableRead]
+
+
+class TemplateVersionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    number: int
+    created_at: datetime
+    created_by: str
 
 
 class RenderIn(_In):

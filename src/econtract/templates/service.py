@@ -151,6 +151,12 @@ def version(session: Session, *, template: ContractTemplate,
     return found
 
 
+def versions(session: Session, *, template: ContractTemplate) -> list[TemplateVersion]:
+    """Every version of ``template``, oldest first (``template`` comes from ``get``)."""
+    return list(session.scalars(select(TemplateVersion).where(
+        TemplateVersion.template_id == template.id).order_by(TemplateVersion.number)))
+
+
 def variables_of(template_version: TemplateVersion) -> list[Variable]:
     return parse_variables(list(template_version.variables["items"]))
 
@@ -235,5 +241,7 @@ def list_clauses(session: Session, ctx: Ctx) -> list[LibraryClause]:
     org_id = _org(ctx)
     if not policy.can_view_templates(ctx.actor, org_id):
         return []
+    # NULLS LAST spelled out: PostgreSQL and SQLite disagree about where NULLs sort otherwise.
     return list(session.scalars(select(LibraryClause).where(LibraryClause.org_id == org_id)
-                                .order_by(LibraryClause.category, LibraryClause.title)))
+                                .order_by(LibraryClause.category.asc().nulls_last(),
+                                          LibraryClause.title)))

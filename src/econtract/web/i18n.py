@@ -132,6 +132,12 @@ SIGNER_STATUS_LABELS: dict[str, str] = {
     "declined": N_("Declined"),
 }
 
+APPROVAL_LABELS = {
+    "waiting": N_("Waiting"), "pending": N_("Awaiting decision"), "approved": N_("Approved"),
+    "rejected": N_("Rejected"), "skipped": N_("Not needed"),
+}
+"""An approver's decision in an approval round (``contracts.approval``)."""
+
 SIGNER_ROLE_LABELS: dict[str, str] = {
     "signer": N_("Signer"),
     "approver": N_("Approver"),
@@ -194,6 +200,17 @@ EVENT_LABELS: dict[str, str] = {
     EventKind.TEMPLATE_RESTORED: N_("Template restored"),
     EventKind.CLAUSE_SAVED: N_("Library clause saved"),
     EventKind.CLAUSE_DELETED: N_("Library clause deleted"),
+    EventKind.EVIDENCE_EXPORTED: N_("Evidence package downloaded"),
+    EventKind.APPROVAL_DECIDED: N_("Approver decided"),
+    EventKind.CONTRACT_FROM_TEMPLATE: N_("Created from a template"),
+    EventKind.CONTRACT_RENEWAL_REMINDED: N_("Owner reminded of the expiry date"),
+    EventKind.CONTRACT_ARCHIVED: N_("Archived"),
+    EventKind.CONTRACT_UNARCHIVED: N_("Unarchived"),
+    EventKind.CONTRACTS_EXPORTED: N_("Contract list exported"),
+    EventKind.BULK_PREPARED: N_("Bulk send checked"),
+    EventKind.BULK_STARTED: N_("Bulk send started"),
+    EventKind.BULK_FINISHED: N_("Bulk send finished"),
+    EventKind.CONTRACT_FIELDS_PLACED: N_("Signature fields placed"),
 }
 
 # The titles of ``econtract.errors`` classes, listed so the extractor sees them (a test checks

@@ -94,6 +94,7 @@ def environment(locale: str) -> Environment:
         status_label=lambda code: i18n.label(i18n.STATUS_LABELS, code, translate),
         signer_status_label=lambda code: i18n.label(i18n.SIGNER_STATUS_LABELS, code, translate),
         role_label=lambda code: i18n.label(i18n.SIGNER_ROLE_LABELS, code, translate),
+        approval_label=lambda code: i18n.label(i18n.APPROVAL_LABELS, code, translate),
         event_label=lambda code: i18n.label(i18n.EVENT_LABELS, code, translate))
     return env
 
