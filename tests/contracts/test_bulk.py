@@ -319,3 +319,29 @@ def test_pages_sample_upload_report_and_start(rt: Runtime, client: TestClient) -
     assert started.status_code == 303
     progress = client.get(run_path)
     assert 'id="bulk-progress"' in progress.text and "bulk.js" in progress.text
+
+
+# --- rows without a database ---------------------------------------------------------------
+
+def test_row_checks_dates_deadlines_and_stray_cells() -> None:
+    from econtract.templates.variables import parse_variables
+
+    text = make_csv([row(1), row(2), row(3)], [*HEADER, "effective_date", "expiry_date",
+                                               "sign_deadline", ""]).decode()
+    lines = text.split("\r\n")
+    lines[1] += ",2027-02-01,2027-12-31,2027-01-31"  # fine; deadline = end of day in China
+    lines[2] += ",2027-02-01,2027-01-01,"  # expiry before effective
+    lines[3] += ",,,2027-01-31T18:00:00,stray"  # no zone, and a cell under no column
+    header, rows = bulk.read_rows("\r\n".join(lines))
+    assert header == [*HEADER, "effective_date", "expiry_date", "sign_deadline"]
+    columns = bulk.check_header(header, parse_variables(VARIABLES))
+    now = utcnow()
+    ok, errors = bulk.check_row(rows[0][1], columns, now)
+    assert errors == {} and ok is not None
+    assert ok.contract_in.sign_deadline is not None
+    assert ok.contract_in.sign_deadline.isoformat() == "2027-01-31T23:59:59+08:00"
+    assert ok.contract_in.tags == ["bulk", "2027"]
+    assert [s.order for s in ok.contract_in.signers] == [1, 1]
+    assert bulk.check_row(rows[1][1], columns, now)[1] == {
+        "expiry_date": "expiry_date must not be before effective_date"}
+    assert set(bulk.check_row(rows[2][1], columns, now)[1]) == {"row", "sign_deadline"}

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from econtract.app import create_app
 from econtract.audit.events import EventKind
 from econtract.audit.models import AuditEvent
-from econtract.contracts import archive
+from econtract.contracts import archive, export
 from econtract.contracts import service as contracts
 from econtract.contracts.export import safe_cell
 from econtract.contracts.schemas import ContractFilter
@@ -197,9 +197,19 @@ def test_api_export(rt: Runtime, api: TestClient) -> None:
     assert len(exports) == 3  # the owner's two and the stranger's one
 
 
-def test_export_guard_and_archived() -> None:
+def test_formula_guard() -> None:
     assert [safe_cell(v) for v in ("=1+2", "+1", "-1", "@SUM(A1)", "\tx", "plain", "")] == [
         "'=1+2", "'+1", "'-1", "'@SUM(A1)", "'\tx", "plain", ""]
+
+
+def test_export_is_capped(rt: Runtime, api: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = contract_in(rt, "draft"), contract_in(rt, "draft")
+    monkeypatch.setattr(export, "MAX_ROWS", 1)
+    response = api.get("/api/v1/contracts/export.csv", headers=api_key(rt, owner(rt)))
+    assert response.headers["x-total-count"] == "2"
+    assert response.headers["x-export-truncated"] == "true"
+    assert [r["id"] for r in rows_of(response.content)] == [str(first)]  # oldest first
+    assert second != first
 
 
 def test_web_export_keeps_the_list_filters(rt: Runtime, web: TestClient) -> None:

@@ -25,6 +25,7 @@ from tests.factories import add_user, create_contract, force_status, owner, user
 from tests.parties.test_links import body, deliver, inbox
 from tests.parties.test_reminders import cli
 from tests.parties.test_sign import sent_contract, sign_as
+from tests.web.test_pages import login
 
 OWNER = "owner@acme.test"
 EXPIRY = date(2027, 3, 1)
@@ -113,6 +114,10 @@ def test_reminder_once_at_the_configured_days_then_lapsed(rt: Runtime) -> None:
     auth = api_key(rt, owner(rt))
     timeline = client.get(f"/api/v1/contracts/{contract_id}/audit", headers=auth).json()
     assert "contract.lapsed" in [e["kind"] for e in timeline]
+    with TestClient(create_app(rt)) as browser:
+        assert login(browser).status_code == 303
+        page = browser.get(f"/contracts/{contract_id}").text
+    assert "expires on 2027-03-01, 30 days left" in page and "Lapsed" in page
 
 
 def test_zero_days_turns_reminders_off_but_contracts_still_lapse(rt: Runtime) -> None:
@@ -200,6 +205,20 @@ def test_admins_set_the_renewal_days_through_the_api(rt: Runtime) -> None:
     set_days_back = client.patch("/api/v1/organisation/reminders", headers=auth,
                                  json={"renewal_reminder_days": 0})
     assert set_days_back.json()["renewal_reminder_days"] == 0
+
+
+def test_sweepers_skip_rows_locked_by_another_on_postgresql(rt: Runtime) -> None:
+    if not rt.settings.resolved_database_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers with BEGIN IMMEDIATE instead")
+    contract_id = completed(rt)
+    holder = rt.session_factory()
+    try:
+        holder.execute(select(Contract).where(Contract.id == contract_id).with_for_update())
+        assert rt.validity_sweep(at(EXPIRY + timedelta(days=1))).lapsed == []  # not waited for
+    finally:
+        holder.rollback()
+        holder.close()
+    assert rt.validity_sweep(at(EXPIRY + timedelta(days=1))).lapsed == [contract_id]
 
 
 @pytest.mark.parametrize("now, expected", [

@@ -121,6 +121,8 @@ def test_touch_drag_on_a_phone(browser: Browser, live_server: str, rt: Runtime,
     cdp.detach()
     save(page, 1)
     expect(page.locator("#placement-status")).to_have_text("Saved.")
+    # The editor itself fits the phone (the top bar's nav is checked by test_browser.py).
+    assert box_of(page, "#placement")["x"] + box_of(page, "#placement")["width"] <= 390
     page.screenshot(path=str(screenshots / "placement-phone.png"), full_page=True)
     first, (page_number, rect) = stored(rt, contract.id)
     assert first == (None, None) and page_number is not None and rect is not None

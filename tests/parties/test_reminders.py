@@ -290,10 +290,11 @@ def test_organisation_reminder_defaults_api(rt: Runtime) -> None:
     web = TestClient(create_app(rt))
     auth = api_key(rt, owner(rt))
     assert web.get("/api/v1/organisation/reminders", headers=auth).json() == {
-        "reminder_interval_hours": 72, "reminder_max": 3}
+        "reminder_interval_hours": 72, "reminder_max": 3, "renewal_reminder_days": 30}
     changed = web.patch("/api/v1/organisation/reminders", headers=auth,
                         json={"reminder_interval_hours": 24})
-    assert changed.json() == {"reminder_interval_hours": 24, "reminder_max": 3}
+    assert changed.json() == {"reminder_interval_hours": 24, "reminder_max": 3,
+                              "renewal_reminder_days": 30}
     problem(web.patch("/api/v1/organisation/reminders", headers=auth,
                       json={"reminder_max": 21}), 422, "validation_failed")
     manager = api_key(rt, add_user(rt, email="manager@acme.test", role=Role.MANAGER))
@@ -338,8 +339,9 @@ def test_cli_sweep_and_org_set_reminders(rt: Runtime) -> None:
 
 def test_the_runtime_registers_the_sweep_with_every_worker(rt: Runtime) -> None:
     worker = rt.worker()
-    assert [task.name for task in worker._periodic] == [SWEEP_TASK]
-    assert worker._periodic[0].every_seconds == rt.settings.sweep_seconds == 60
+    tasks = {task.name: task for task in worker._periodic}
+    assert SWEEP_TASK in tasks
+    assert tasks[SWEEP_TASK].every_seconds == rt.settings.sweep_seconds == 60
 
 
 def test_periodic_tasks_run_when_due() -> None:

@@ -326,6 +326,19 @@ def authenticate_api_key(session: Session, ctx: Ctx, *, raw_key: str,
     return user, key
 
 
+def organisation(session: Session, org_id: uuid.UUID) -> Organisation | None:
+    """The organisation, loaded at most once per session: the identity map holds objects only
+    weakly, so code that asks for it twice in one transaction (an invitation, then its reminder
+    schedule) would otherwise query it twice."""
+    cache: dict[uuid.UUID, Organisation] = session.info.setdefault("econtract.orgs", {})
+    org = cache.get(org_id)
+    if org is None:
+        org = session.get(Organisation, org_id)
+        if org is not None:
+            cache[org_id] = org
+    return org
+
+
 def count_users(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(User)) or 0)
 

@@ -179,6 +179,8 @@ def read_rows(text: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
             raise ValidationFailed("The CSV is empty: the first row must name the columns.",
                                    code="bulk_csv_empty")
         names = [h.strip() for h in header]
+        while names and not names[-1]:
+            names.pop()  # Excel adds empty columns at the end; a cell under one is "extra"
         rows: list[tuple[int, dict[str, str]]] = []
         for number, cells in enumerate(reader, start=2):
             if not any(c.strip() for c in cells):
@@ -245,9 +247,9 @@ def _contract_fields(row: Mapping[str, str], signers: list[int]) -> tuple[dict[s
     return data, numbers
 
 
-def _column_of(loc: Sequence[Any], numbers: list[int]) -> str:
-    if not loc:
-        return "row"
+def _column_of(loc: Sequence[Any], numbers: list[int], message: str) -> str:
+    if not loc:  # the model's own checks (dates) name their field in the message
+        return next((name for name in FIXED if message.startswith(name)), "row")
     if loc[0] == "signers" and len(loc) >= 3 and isinstance(loc[1], int) and \
             loc[1] < len(numbers):
         return f"signer{numbers[loc[1]]}_{loc[2]}"
@@ -295,7 +297,8 @@ def check_row(row: Mapping[str, str], columns: Columns,
         contract_in = ContractCreate.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors():
-            errors.setdefault(_column_of(error.get("loc", ()), numbers), _message(error))
+            message = _message(error)
+            errors.setdefault(_column_of(error.get("loc", ()), numbers, message), message)
     if contract_in is not None and contract_in.sign_deadline is not None and \
             contract_in.sign_deadline <= now:
         errors.setdefault("sign_deadline", "already passed")

@@ -75,8 +75,8 @@ def prepare(request: Request, template_id: Annotated[uuid.UUID, Form()],
             file: Annotated[UploadFile, File()]) -> BulkRunRead:
     """Every row is checked; the answer lists every invalid row with its errors (status
     `invalid`) or the run is `ready` to start."""
-    upload = read_upload(file, bulk.MAX_BYTES)
     with api_unit(request) as (session, ctx):
+        upload = read_upload(file, bulk.MAX_BYTES)
         run = bulk.prepare(session, ctx, template_id=template_id, filename=upload.filename,
                            data=upload.data)
         return run_read(session, run)

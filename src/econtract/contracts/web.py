@@ -479,6 +479,9 @@ def contract_remind(request: Request, contract_id: str,
 def _event_detail(event: AuditEvent, _: Gettext) -> str:
     """A one-line summary of an event's data for the timeline."""
     data = event.data or {}
+    if event.kind == EventKind.CONTRACT_RENEWAL_REMINDED:
+        return _("expires on %(date)s, %(days)s days left") % {
+            "date": data.get("expiry_date", ""), "days": data.get("days_left", "")}
     if event.kind == EventKind.SIGNER_REMINDED:
         if data.get("automatic"):
             return _("%(email)s, automatic reminder %(number)s") % {

@@ -16,7 +16,8 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from econtract.accounts.models import Organisation, User
+from econtract.accounts import service as accounts
+from econtract.accounts.models import User
 from econtract.context import Ctx
 from econtract.contracts.models import Contract
 from econtract.notifications import messages
@@ -47,7 +48,7 @@ def involved(contract: Contract, *, but: Signer | None = None) -> list[Signer]:
 
 
 def _org_name(session: Session, contract: Contract) -> str:
-    org = session.get(Organisation, contract.org_id)
+    org = accounts.organisation(session, contract.org_id)
     return org.name if org else "econtract"
 
 

@@ -33,7 +33,7 @@ from typing import TypeVar
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session, lazyload
 
-from econtract.accounts.models import Organisation
+from econtract.accounts import service as accounts
 from econtract.audit import service as audit
 from econtract.audit.events import EventKind
 from econtract.audit.models import AuditEvent
@@ -91,7 +91,7 @@ class SweepReport:
 
 
 def policy_for(session: Session, contract: Contract) -> ReminderPolicy:
-    org = session.get(Organisation, contract.org_id)
+    org = accounts.organisation(session, contract.org_id)
     interval = contract.reminder_interval_hours or (org.reminder_interval_hours if org else 72)
     maximum = contract.reminder_max if contract.reminder_max is not None else \
         (org.reminder_max if org else 0)

@@ -284,20 +284,23 @@ class SignatureStamp(BaseStamp):
         spec, moment = self.style.appearance, self.style.signing_time
         assert spec is not None and moment is not None
         # The box is the field's own /Rect: a cell on the signature page, or wherever the
-        # sender placed the field (down to 60×24 pt): short boxes keep only the time caption.
+        # sender placed the field (down to 60×24 pt): short boxes keep only the time caption,
+        # the shortest none (the time is in the signature dictionary and its timestamp).
         width, height = float(self.box.width), float(self.box.height)
         pad = min(5.0, height / 10)
         ops = [_CAPTION]
         when = f"签署时间 / Signed at {format_signing_time(moment, spec.display_tz)}"
         baseline = pad + 1.5
-        lines = (when, f"{spec.name} <{spec.email}>") if height >= 48 else (when,)
+        lines = ((when, f"{spec.name} <{spec.email}>") if height >= 48 else
+                 (when,) if height >= 36 else ())
         for line in lines:
             text, size = _fitted(line, 6.5, width - 2 * pad, 4.5)
             ops.append(outline_text(text, size, pad, baseline))
             baseline += size * 1.35
-        rule = baseline + 1.0
-        ops.append(b"0.7 G 0.4 w %s %s m %s %s l S" % (_n(pad), _n(rule), _n(width - pad),
-                                                       _n(rule)))
+        rule = baseline + 1.0 if lines else pad - 3
+        if lines:
+            ops.append(b"0.7 G 0.4 w %s %s m %s %s l S" % (_n(pad), _n(rule), _n(width - pad),
+                                                           _n(rule)))
         area = (pad, rule + 3, width - 2 * pad, height - rule - 3 - pad)
         if spec.image_png is not None:
             ops.append(self._image(spec.image_png, "signature image", area, None))
