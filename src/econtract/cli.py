@@ -71,6 +71,17 @@ class RedactSignerLinks(logging.Filter):
         return True
 
 
+def _upgrade_schema(settings: Settings) -> tuple[str | None, str | None]:
+    """Apply pending migrations; the revisions before and after."""
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        before = migrate.current_revision(engine)
+        migrate.upgrade(engine)
+        return before, migrate.current_revision(engine)
+    finally:
+        engine.dispose()
+
+
 def _cli_ctx(settings: Settings) -> Ctx:
     return Ctx(actor=Actor.system("econtract cli"), base_url=settings.base_url)
 
@@ -96,13 +107,7 @@ def init(admin_email: str, admin_password: str | None, org_name: str, if_missing
         hint = bootstrap.initial_admin_hint(settings)
         click.echo(f"econtract: using the existing data dir {settings.data_dir.resolve()}")
         # An updated checkout may bring new migrations: `make run` applies them here.
-        engine = make_engine(settings.resolved_database_url)
-        try:
-            before = migrate.current_revision(engine)
-            migrate.upgrade(engine)
-            after = migrate.current_revision(engine)
-        finally:
-            engine.dispose()
+        before, after = _upgrade_schema(settings)
         if before != after:
             click.echo(f"econtract: database schema upgraded from {before} to {after}")
         if hint:
@@ -356,15 +361,8 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations."""
-    settings = _settings()
     with errors_to_exit(2):
-        engine = make_engine(settings.resolved_database_url)
-        try:
-            before = migrate.current_revision(engine)
-            migrate.upgrade(engine)
-            after = migrate.current_revision(engine)
-        finally:
-            engine.dispose()
+        before, after = _upgrade_schema(_settings())
     click.echo(f"database at revision {after}" + ("" if before == after else
                                                     f" (was {before or 'empty'})"))
 

@@ -168,9 +168,7 @@ def create_contract(request: Request,
         return contract_read(session, ctx, contract)
 
 
-@router.get("", response_model=ContractPage, summary="List and filter contracts")
-def list_contracts(
-    request: Request,
+def contract_filter(
     q: str | None = None,
     status_: Annotated[list[Status] | None, Query(alias="status")] = None,
     category: str | None = None,
@@ -184,11 +182,12 @@ def list_contracts(
     per_page: Annotated[int, Query(ge=1, le=200)] = 20,
     archived: ArchivedParam = "false",
     expiring_within_days: Annotated[int | None, Query(ge=0, le=3650)] = None,
-) -> ContractPage:
-    """``archived``: ``false`` (default) hides archived contracts, ``true`` lists only them,
-    ``all`` both; ``expiring_within_days``: completed contracts expiring within N days."""
+) -> ContractFilter:
+    """The list's query parameters (shared by the list and its CSV export). ``archived``:
+    ``false`` (default) hides archived contracts, ``true`` lists only them, ``all`` both;
+    ``expiring_within_days``: completed contracts expiring within N days."""
     try:
-        filters = ContractFilter.model_validate({
+        return ContractFilter.model_validate({
             "q": q, "status": status_, "category": category, "tag": tag,
             "created_from": created_from, "created_to": created_to, "expiry_from": expiry_from,
             "expiry_to": expiry_to, "sort": sort, "page": page, "per_page": per_page,
@@ -196,6 +195,13 @@ def list_contracts(
             "expiring_within_days": expiring_within_days})
     except ValidationError as exc:
         raise ValidationFailed(str(exc.errors()[0]["msg"]), code="invalid_filter") from exc
+
+
+Filters = Annotated[ContractFilter, Depends(contract_filter)]
+
+
+@router.get("", response_model=ContractPage, summary="List and filter contracts")
+def list_contracts(request: Request, filters: Filters) -> ContractPage:
     with api_unit(request) as (session, ctx):
         items, total = service.list_(session, ctx, filters=filters)
         marks = search.highlight(session, [c.id for c in items], search.terms_of(filters.q or ""))
@@ -209,30 +215,11 @@ def list_contracts(
 @router.get("/export.csv", summary="Export every contract matching the filters as CSV",
             response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}}}})
-def export_contracts(
-    request: Request,
-    q: str | None = None,
-    status_: Annotated[list[Status] | None, Query(alias="status")] = None,
-    category: str | None = None,
-    tag: str | None = None,
-    created_from: str | None = None,
-    created_to: str | None = None,
-    expiry_from: str | None = None,
-    expiry_to: str | None = None,
-    archived: ArchivedParam = "false",
-    expiring_within_days: Annotated[int | None, Query(ge=0, le=3650)] = None,
-) -> StreamingResponse:
-    """The list's filters; every matching contract (at most 50,000, oldest first), UTF-8 with a
-    BOM for Excel, formula-like cells prefixed with ``'``. ``X-Total-Count`` says how many
-    matched; ``X-Export-Truncated: true`` when that is more than the file holds."""
-    try:
-        filters = ContractFilter.model_validate({
-            "q": q, "status": status_, "category": category, "tag": tag,
-            "created_from": created_from, "created_to": created_to, "expiry_from": expiry_from,
-            "expiry_to": expiry_to, "archived": archive.archived_filter(archived),
-            "expiring_within_days": expiring_within_days})
-    except ValidationError as exc:
-        raise ValidationFailed(str(exc.errors()[0]["msg"]), code="invalid_filter") from exc
+def export_contracts(request: Request, filters: Filters) -> StreamingResponse:
+    """The list's filters (``sort``, ``page`` and ``per_page`` are ignored); every matching
+    contract (at most 50,000, oldest first), UTF-8 with a BOM for Excel, formula-like cells
+    prefixed with ``'``. ``X-Total-Count`` says how many matched; ``X-Export-Truncated: true``
+    when that is more than the file holds."""
     with api_unit(request) as (session, ctx):
         started = export.start(session, ctx, filters=filters)
     return csv_response(runtime(request).engine, ctx, started)

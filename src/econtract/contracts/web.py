@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from itertools import zip_longest
@@ -47,7 +48,7 @@ from econtract.http import read_upload, runtime
 from econtract.parties import reminders
 from econtract.web import i18n
 from econtract.web.i18n import N_, Gettext
-from econtract.web.render import page_unit, parse_id, render, see_other, translator
+from econtract.web.render import PageUnit, page_unit, parse_id, render, see_other, translator
 
 router = APIRouter(include_in_schema=False)
 
@@ -345,24 +346,28 @@ def contract_void(request: Request, contract_id: str,
     return see_other(f"/contracts/{cid}")
 
 
-@router.post("/contracts/{contract_id}/archive")
-def contract_archive(request: Request, contract_id: str,
-                     csrf_token: Annotated[str, Form()] = "") -> Response:
+def _act(request: Request, contract_id: str, csrf_token: str,
+         act: Callable[[PageUnit, uuid.UUID], object]) -> Response:
+    """A contract button's POST: the CSRF check, the action, back to the contract page."""
     cid = parse_id(contract_id)
     with page_unit(request) as page:
         page.check_csrf(csrf_token)
-        archive.archive(page.session, page.ctx, contract_id=cid)
+        act(page, cid)
     return see_other(f"/contracts/{cid}")
+
+
+@router.post("/contracts/{contract_id}/archive")
+def contract_archive(request: Request, contract_id: str,
+                     csrf_token: Annotated[str, Form()] = "") -> Response:
+    return _act(request, contract_id, csrf_token,
+                lambda page, cid: archive.archive(page.session, page.ctx, contract_id=cid))
 
 
 @router.post("/contracts/{contract_id}/unarchive")
 def contract_unarchive(request: Request, contract_id: str,
                        csrf_token: Annotated[str, Form()] = "") -> Response:
-    cid = parse_id(contract_id)
-    with page_unit(request) as page:
-        page.check_csrf(csrf_token)
-        archive.unarchive(page.session, page.ctx, contract_id=cid)
-    return see_other(f"/contracts/{cid}")
+    return _act(request, contract_id, csrf_token,
+                lambda page, cid: archive.unarchive(page.session, page.ctx, contract_id=cid))
 
 
 @router.post("/contracts/{contract_id}/send")
@@ -381,11 +386,8 @@ def contract_send(request: Request, contract_id: str,
 @router.post("/contracts/{contract_id}/submit")
 def contract_submit(request: Request, contract_id: str,
                     csrf_token: Annotated[str, Form()] = "") -> Response:
-    cid = parse_id(contract_id)
-    with page_unit(request) as page:
-        page.check_csrf(csrf_token)
-        approval.submit(page.session, page.ctx, contract_id=cid)
-    return see_other(f"/contracts/{cid}")
+    return _act(request, contract_id, csrf_token,
+                lambda page, cid: approval.submit(page.session, page.ctx, contract_id=cid))
 
 
 @router.post("/contracts/{contract_id}/decide")
