@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from econtract.accounts.policy import Role
 from econtract.contracts import search
 from econtract.contracts import service as contracts
@@ -80,3 +82,16 @@ def test_matches_are_highlighted_safely(rt: Runtime) -> None:
     snippet = str(marks[contract.id])
     assert snippet.startswith("&lt;b&gt;<mark>押金</mark>&lt;/b&gt;说明")
     assert snippet.count("<mark>押金</mark>") == 3 and "<b>" not in snippet
+
+
+def test_counting_stops_at_the_cap(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    for title in ("租赁一", "租赁二", "租赁三"):
+        create_contract(rt, owner(rt), title=title, pdf=_pdf("房屋租赁押金条款"))
+    monkeypatch.setattr(contracts, "COUNT_CAP", 1)
+    ctx = user_ctx(owner(rt))
+    with rt.uow() as session:
+        rows, total = contracts.list_(session, ctx, filters=ContractFilter(q="押金条款",
+                                                                          per_page=2))
+        assert len(rows) == 2 and total == 2  # "more than one"; the exact 3 is not counted
+        _, exact = contracts.list_(session, ctx, filters=ContractFilter())
+        assert exact == 3  # without a keyword the count stays exact

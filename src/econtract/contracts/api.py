@@ -209,7 +209,8 @@ def list_contracts(request: Request, filters: Filters) -> ContractPage:
             items=[ContractSummary.model_validate(c).model_copy(
                 update={"highlight": str(marks[c.id]) if c.id in marks else None})
                 for c in items],
-            total=total, page=filters.page, per_page=filters.per_page)
+            total=min(total, service.COUNT_CAP), total_capped=total > service.COUNT_CAP,
+            page=filters.page, per_page=filters.per_page)
 
 
 @router.get("/export.csv", summary="Export every contract matching the filters as CSV",

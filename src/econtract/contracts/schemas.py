@@ -287,6 +287,9 @@ class ContractRead(ContractSummary):
 class ContractPage(BaseModel):
     items: list[ContractSummary]
     total: int
+    """With ``q``, counting stops after 1,000: ``total_capped`` is then true and ``total``
+    1000 (there are more)."""
+    total_capped: bool = False
     page: int
     per_page: int
 

@@ -16,7 +16,17 @@ import uuid
 from collections.abc import Iterable, Sequence
 
 from markupsafe import Markup, escape
-from sqlalchemy import ColumnElement, and_, column, delete, insert, or_, select, table
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    column,
+    delete,
+    insert,
+    literal_column,
+    or_,
+    select,
+    table,
+)
 from sqlalchemy.orm import Session
 
 from econtract.contracts.models import Contract, ContractText
@@ -76,9 +86,18 @@ def matching(session: Session, terms: Sequence[str]) -> ColumnElement[bool]:
             or_(ContractText.content.ilike(_like(t), escape="\\"),
                 ContractText.body.ilike(_like(t), escape="\\")) for t in terms)))
         return Contract.id.in_(found)
-    fts_ids = select(_fts.c.contract_id).where(and_(*(
-        _fts.c.text.like(_like(t), escape="\\") for t in terms)))
-    return Contract.id.in_(fts_ids)
+    # Words of three or more characters go to the trigram index through one MATCH of quoted
+    # phrases; SQLite hands FTS5 no LIKE with ESCAPE, so those would scan the whole table.
+    # Shorter words (most Chinese words are two characters) are below trigram length: they
+    # keep LIKE … ESCAPE, which scans but stays correct (a plain trigram LIKE of fewer than
+    # three non-ASCII characters finds nothing).
+    long_terms = [t for t in terms if len(t) >= 3]
+    conditions: list[ColumnElement[bool]] = [
+        _fts.c.text.like(_like(t), escape="\\") for t in terms if len(t) < 3]
+    if long_terms:
+        phrase = " AND ".join('"' + t.replace('"', '""') + '"' for t in long_terms)
+        conditions.insert(0, literal_column("contract_search").op("MATCH")(phrase))
+    return Contract.id.in_(select(_fts.c.contract_id).where(and_(*conditions)))
 
 
 def highlight(session: Session, contract_ids: Iterable[uuid.UUID],

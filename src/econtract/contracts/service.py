@@ -385,10 +385,18 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+COUNT_CAP = 1000
+"""With a keyword search, counting stops here: an exact count of every match of a common word
+costs far more than the page itself, and "1,000+" tells a reader as much (see
+``docs/benchmarks.md``)."""
+
+
 def list_(session: Session, ctx: Ctx, *, filters: ContractFilter) -> tuple[list[Contract], int]:
-    """One page of the contracts the actor may see, and the total count."""
+    """One page of the contracts the actor may see, and the total count (with a keyword
+    search, at most ``COUNT_CAP + 1``: more than ``COUNT_CAP`` means "over a thousand")."""
     query = filtered(session, ctx, filters=filters)
-    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    counted = query.limit(COUNT_CAP + 1) if search.terms_of(filters.q or "") else query
+    total = int(session.scalar(select(func.count()).select_from(counted.subquery())) or 0)
     column = getattr(Contract, filters.sort.lstrip("-"))
     order = column.desc() if filters.sort.startswith("-") else column.asc()
     rows = session.scalars(query.order_by(order, Contract.id)

@@ -132,7 +132,7 @@ def contract_list(request: Request) -> Response:
                                       search.terms_of(filters.q or ""))
         return render(
             request, "contracts/list.html", viewer=page.viewer, items=items, total=total,
-            highlights=highlights,
+            total_capped=total > service.COUNT_CAP, cap=service.COUNT_CAP, highlights=highlights,
             page_no=filters.page, pages=pages, statuses=[s.value for s in Status],
             categories=service.categories(page.session, page.ctx), sorts=SORTS,
             form={name: params.get(name, "") for name in (*FILTER_FIELDS, *VIEW_FIELDS)},
