@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +33,18 @@ from econtract.notifications.sms import SEND_SMS, make_send_sms_handler, sms_bac
 from econtract.parties import reminders
 from econtract.settings import Settings
 from econtract.storage import BlobStore, MasterKeyring, backend_from_url
+
+
+class _BatchReport(Protocol):
+    """What a sweep reports about one batch, and how reports add up."""
+
+    @property
+    def full(self) -> bool: ...
+
+    def add(self, other: Any) -> None: ...
+
+
+_Report = TypeVar("_Report", bound=_BatchReport)
 
 SWEEP_TASK = "reminders.sweep"
 VALIDITY_TASK = "validity.sweep"
@@ -98,26 +110,21 @@ class Runtime:
     def sweep(self, now: datetime | None = None) -> reminders.SweepReport:
         """Expire overdue contracts and send due reminders: one transaction per batch, until
         nothing more is due (at most ``MAX_SWEEP_BATCHES`` batches a call)."""
-        now = now or utcnow()
-        ctx = Ctx(actor=Actor.system("reminder sweep"), base_url=self.settings.base_url)
-        total = reminders.SweepReport()
-        for _ in range(MAX_SWEEP_BATCHES):
-            with self.uow() as session:
-                report = reminders.sweep(session, ctx, now=now)
-            total.add(report)
-            if not report.full:
-                break
-        return total
+        return self._in_batches("reminder sweep", reminders.sweep, reminders.SweepReport(), now)
 
     def validity_sweep(self, now: datetime | None = None) -> validity.ValiditySweepReport:
         """Lapse completed contracts past their expiry date and send due renewal reminders to
         their owners: one transaction per batch, as ``sweep``."""
+        return self._in_batches("validity sweep", validity.sweep,
+                                validity.ValiditySweepReport(), now)
+
+    def _in_batches(self, label: str, batch: Callable[..., _Report], total: _Report,
+                    now: datetime | None) -> _Report:
         now = now or utcnow()
-        ctx = Ctx(actor=Actor.system("validity sweep"), base_url=self.settings.base_url)
-        total = validity.ValiditySweepReport()
+        ctx = Ctx(actor=Actor.system(label), base_url=self.settings.base_url)
         for _ in range(MAX_SWEEP_BATCHES):
             with self.uow() as session:
-                report = validity.sweep(session, ctx, now=now)
+                report = batch(session, ctx, now=now)
             total.add(report)
             if not report.full:
                 break

@@ -207,18 +207,21 @@ def test_admins_set_the_renewal_days_through_the_api(rt: Runtime) -> None:
     assert set_days_back.json()["renewal_reminder_days"] == 0
 
 
-def test_sweepers_skip_rows_locked_by_another_on_postgresql(rt: Runtime) -> None:
-    if not rt.settings.resolved_database_url.startswith("postgresql"):
-        pytest.skip("SQLite serialises writers with BEGIN IMMEDIATE instead")
+def test_two_sweepers_lapse_a_contract_once(rt: Runtime) -> None:
+    """On PostgreSQL a sweeper skips rows another holds (SKIP LOCKED); on SQLite, BEGIN IMMEDIATE
+    serialises the sweepers. Either way the second one finds nothing left to do."""
     contract_id = completed(rt)
-    holder = rt.session_factory()
-    try:
-        holder.execute(select(Contract).where(Contract.id == contract_id).with_for_update())
-        assert rt.validity_sweep(at(EXPIRY + timedelta(days=1))).lapsed == []  # not waited for
-    finally:
-        holder.rollback()
-        holder.close()
-    assert rt.validity_sweep(at(EXPIRY + timedelta(days=1))).lapsed == [contract_id]
+    lapse_at = at(EXPIRY + timedelta(days=1))
+    if rt.settings.resolved_database_url.startswith("postgresql"):
+        holder = rt.session_factory()
+        try:
+            holder.execute(select(Contract).where(Contract.id == contract_id).with_for_update())
+            assert rt.validity_sweep(lapse_at).lapsed == []  # skipped, not waited for
+        finally:
+            holder.rollback()
+            holder.close()
+    assert rt.validity_sweep(lapse_at).lapsed == [contract_id]
+    assert rt.validity_sweep(lapse_at).lapsed == []
 
 
 @pytest.mark.parametrize("now, expected", [

@@ -187,7 +187,7 @@ def run_with_reserve(pdf: bytes, writer: IncrementalPdfFileWriter | None, attemp
 
 
 class _ReserveTooSmall(Exception):
-    pass
+    """The timestamp token outgrew the tight reserve: retry with the generous one."""
 
 
 def _run(coro: Coroutine[Any, Any, _T]) -> _T:
