@@ -16,17 +16,22 @@ token has been seen (and one retry with that allowance if a token ever outgrows 
 from __future__ import annotations
 
 import functools
+import hashlib
 import weakref
+from typing import Any
 
+from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from pyhanko.sign.signers.pdf_cms import Signer
+from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes, Signer
+from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
 from econtract.errors import SigningError
+from econtract.signing.cms import CmsTemplate, template_for
 from econtract.signing.specs import SigningKey
 
 # /Contents reserve, in hex characters (2 per DER byte). CMS without certificates: signed
@@ -56,6 +61,40 @@ class CachedKeySigner(Signer):
         self.certificates_size = sum(len(c.public_bytes(serialization.Encoding.DER))
                                      for c in (key.certificate, *key.chain))
         """DER bytes of the certificates embedded in every CMS made with this key."""
+        self._template: CmsTemplate = template_for(
+            signing_cert, tuple(chain), self.get_signature_mechanism_for_digest("sha256"))
+
+    async def async_sign(self, data_digest: bytes, digest_algorithm: str, dry_run: bool = False,
+                         use_pades: bool = False, timestamper: TimeStamper | None = None,
+                         signed_attr_settings: PdfCMSSignedAttributes | None = None,
+                         is_pdf_sig: bool = True, encap_content_info: Any = None,
+                         ) -> cms.ContentInfo:
+        """The detached CMS over ``data_digest``, from the signer's precomputed template
+        (:mod:`econtract.signing.cms`) when it is the platform's PAdES shape; otherwise
+        pyHanko's own assembly (same arguments, same result, slower).
+
+        PAdES leaves out the signing-time attribute (the claimed time is ``/M``), so
+        ``signed_attr_settings.signing_time`` does not change the CMS on this path either.
+        """
+        settings = signed_attr_settings or PdfCMSSignedAttributes()
+        if (dry_run or not use_pades or not is_pdf_sig or encap_content_info is not None
+                or digest_algorithm != "sha256" or settings.cades_signed_attrs is not None
+                or settings.adobe_revinfo_attr is not None or self.attribute_certs
+                or self.signed_attr_prov_spec is not None
+                or self.unsigned_attr_prov_spec is not None):
+            return await super().async_sign(
+                data_digest, digest_algorithm, dry_run=dry_run, use_pades=use_pades,
+                timestamper=timestamper, signed_attr_settings=signed_attr_settings,
+                is_pdf_sig=is_pdf_sig, encap_content_info=encap_content_info)
+        signed_attributes = self._template.signed_attributes(data_digest)
+        signature = await self.async_sign_raw(signed_attributes, "sha256")
+        token = None
+        if timestamper is not None:
+            response = await timestamper.async_timestamp(hashlib.sha256(signature).digest(),
+                                                         "sha256")
+            token = response.dump()
+        return cms.ContentInfo.load(self._template.assemble(signed_attributes, signature,
+                                                             token))
 
     async def async_sign_raw(
         self, data: bytes, digest_algorithm: str, dry_run: bool = False
