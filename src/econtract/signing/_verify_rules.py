@@ -21,6 +21,7 @@ from typing import Any
 from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader
@@ -158,30 +159,50 @@ def weak_algorithm(signed_data: cms.SignedData) -> str | None:
 # --- rule 4: revocation from the CRLs we hold, even without a distribution point ----------------
 
 
-def revoked_in_crls(path: list[asn1_x509.Certificate], crls: list[x509.CertificateRevocationList],
-                    at: datetime) -> str | None:
-    """Serial listed as revoked (before ``at``) by a CRL that the issuer in the path signed.
+class HeldCrls:
+    """The CRLs a verification holds (trust configuration and DSS), checked for every
+    certificate of every validated path: pyHanko's revocation modes skip supplied CRLs for
+    certificates without a CRL distribution point (security.md pitfall 3); this closes that gap.
 
-    pyHanko's revocation modes skip supplied CRLs for certificates without a CRL distribution
-    point (security.md pitfall 3); this closes that gap for every certificate in the path.
+    One instance serves one document: the chains of its signatures share their CAs, so each
+    certificate is parsed once and each CRL's signature checked once per issuer.
     """
-    certs = [x509.load_der_x509_certificate(cert.dump()) for cert in path]
-    for issuer, cert, named in zip(certs, certs[1:], path[1:], strict=False):
-        for crl in crls:
-            if crl.issuer != issuer.subject:
-                continue
-            try:
-                if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
-                    continue
-            except (TypeError, ValueError):  # key type that cannot sign CRLs
-                continue
-            entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
-            if entry is not None and entry.revocation_date_utc <= at:
-                when = entry.revocation_date_utc.isoformat()
-                return f"The certificate of {clean_text(named.subject.human_friendly)} " \
-                       f"was revoked on {when}."
-    return None
 
+    def __init__(self, crls: list[bytes]) -> None:
+        self.crls = [x509.load_der_x509_crl(blob) for blob in crls]
+        self._certs: dict[bytes, x509.Certificate] = {}
+        self._signed: dict[tuple[int, bytes], bool] = {}
+
+    def revoked(self, path: list[asn1_x509.Certificate], at: datetime) -> str | None:
+        """Why a certificate of ``path`` (root first) is revoked before ``at`` by a held CRL
+        its issuer in the path signed; ``None`` if none is."""
+        certs = [self._load(cert.dump()) for cert in path]
+        for issuer, cert, named in zip(certs, certs[1:], path[1:], strict=False):
+            for index, crl in enumerate(self.crls):
+                if crl.issuer != issuer.subject or not self._signed_by(index, issuer):
+                    continue
+                entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+                if entry is not None and entry.revocation_date_utc <= at:
+                    when = entry.revocation_date_utc.isoformat()
+                    return f"The certificate of {clean_text(named.subject.human_friendly)} " \
+                           f"was revoked on {when}."
+        return None
+
+    def _load(self, der: bytes) -> x509.Certificate:
+        cert = self._certs.get(der)
+        if cert is None:
+            cert = self._certs[der] = x509.load_der_x509_certificate(der)
+        return cert
+
+    def _signed_by(self, index: int, issuer: x509.Certificate) -> bool:
+        key = (index, issuer.fingerprint(hashes.SHA256()))
+        if key not in self._signed:
+            try:
+                self._signed[key] = self.crls[index].is_signature_valid(
+                    issuer.public_key())  # type: ignore[arg-type]
+            except (TypeError, ValueError):  # key type that cannot sign CRLs
+                self._signed[key] = False
+        return self._signed[key]
 
 
 # --- rule 5: what each later revision changed ----------------------------------------------------

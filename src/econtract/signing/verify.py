@@ -356,10 +356,18 @@ class Outcome:
         self.lock = None if level is None else int(level.value)
         with suppress(Exception):  # a malformed /M or signingTime is simply not reported
             self.facts["claimed_time"] = embedded.self_reported_timestamp
+
+    def embedded_certificates(self) -> None:
+        """Signer and chain as the CMS carries them, where validation did not name them (it
+        failed, or the chain is not trusted). Finding the signer's certificate among the
+        embedded ones costs a few ms of name matching, which validation does anyway: a valid
+        signature takes both from its validation instead."""
+        if self.embedded is None or ("signer" in self.facts and "chain" in self.facts):
+            return
         with suppress(Exception):
-            certs = [embedded.signer_cert, *embedded.other_embedded_certs]
-            self.facts["signer"] = CertificateSummary.of(certs[0])
-            self.facts["chain"] = tuple(ChainEntry.of(cert) for cert in certs)
+            certs = [self.embedded.signer_cert, *self.embedded.other_embedded_certs]
+            self.facts.setdefault("signer", CertificateSummary.of(certs[0]))
+            self.facts.setdefault("chain", tuple(ChainEntry.of(cert) for cert in certs))
 
     def timing(self, stamp: Any, validated_at: datetime) -> None:
         self.facts["validated_at"] = validated_at
@@ -369,7 +377,7 @@ class Outcome:
             self.facts["timestamp_proven"] = bool(stamp.intact and stamp.valid and stamp.trusted)
 
     def judge_crypto(self, status: Any, what: str,
-                     crls: list[x509.CertificateRevocationList]) -> None:
+                     crls: rules.HeldCrls) -> None:
         """Rule 3 (integrity, algorithms) before rule 4 (trust only to configured anchors)."""
         if not status.intact:
             self.add(Verdict.INVALID_INTEGRITY, f"The bytes covered by the {what} were changed.")
@@ -391,7 +399,7 @@ class Outcome:
             self.facts["chain"] = tuple(ChainEntry.of(cert) for cert in reversed(certs))
             self.facts["chain_trusted"] = True
             # pitfall 3: supplied CRLs count even for certificates without a distribution point
-            revoked = rules.revoked_in_crls(certs, crls, self.facts["validated_at"])
+            revoked = crls.revoked(certs, self.facts["validated_at"])
             if revoked is not None:
                 self.add(Verdict.INVALID_TRUST, revoked)
 
@@ -427,6 +435,7 @@ class Outcome:
                 self.add(Verdict.MODIFIED, "Later revisions exceed what this signature permits.")
 
     def report(self, total: int) -> SignatureReport:
+        self.embedded_certificates()
         verdict = Verdict.worst(verdict for verdict, _ in self.findings)
         messages = [m for v, m in self.findings if v is verdict] or [VALID_REASON[self.kind]]
         others = tuple(m for v, m in self.findings if v is not verdict)
@@ -450,7 +459,7 @@ class _Document:
         self.certs = [Certificate.load(blob) for blob in rules.well_formed(certs, "cert")]
         self.crls = rules.well_formed([*trust.crls, *crls], "crl")
         self.ocsps = rules.well_formed([*trust.ocsps, *ocsps], "ocsp")
-        self.parsed_crls = [x509.load_der_x509_crl(blob) for blob in self.crls]
+        self.held_crls = rules.HeldCrls(self.crls)
         # What pyHanko would load from the DER in every context (two per signature), loaded
         # once: asn1crypto keeps what it parses on the object, so the contexts share that work.
         self.asn1_crls = [asn1_crl.CertificateList.load(blob) for blob in self.crls]
@@ -534,7 +543,7 @@ class _Document:
                                                     DIFF_POLICY)
         outcome.facts["signer"] = CertificateSummary.of(status.signing_cert)
         outcome.timing(status, at)
-        outcome.judge_crypto(status, "document timestamp", self.parsed_crls)
+        outcome.judge_crypto(status, "document timestamp", self.held_crls)
         outcome.judge_coverage(status.coverage, status.diff_result, None)
         outcome.facts["timestamp_proven"] = outcome.usable
         if outcome.usable:
@@ -553,8 +562,9 @@ class _Document:
             at = proven
             status = await self.validate_signature(outcome.embedded, at, proven)
             stamp = status.timestamp_validity
+        outcome.facts["signer"] = CertificateSummary.of(status.signing_cert)
         outcome.timing(stamp, at)
-        outcome.judge_crypto(status, "signature", self.parsed_crls)
+        outcome.judge_crypto(status, "signature", self.held_crls)
         outcome.judge_stamp(stamp)
         if status.seed_value_constraint_error is not None:
             outcome.add(Verdict.INVALID_INTEGRITY, "The signature breaks its field's seed values.")
