@@ -23,9 +23,10 @@ Set-up (not timed; its time and the database size are printed):
   lifecycle with matching signer states, creation over 3 years, effective and expiry dates; one
   ``contract_texts`` row each (``content`` from ``search.metadata_text`` itself, ``body`` 300-1,500
   characters of Chinese contract prose assembled from about 200 fragments, with rare marker
-  words planted in known contracts) and, on SQLite, the ``contract_search`` FTS row exactly as
-  ``search.index`` writes it. Fixed random seed; ``ANALYZE`` at the end (``VACUUM ANALYZE`` on
-  PostgreSQL, as autovacuum would, which also empties the GIN pending lists);
+  words planted in known contracts) and its search rows exactly as ``search.index`` writes them
+  (SQLite: ``contract_search_docs`` and the two FTS5 tables; PostgreSQL: ``contract_search``).
+  Fixed random seed; ``ANALYZE`` at the end (``VACUUM ANALYZE`` on PostgreSQL, as autovacuum
+  would, which also empties the GIN pending lists);
 * two contracts created for real through ``contracts.service.create`` (a PDF made with WeasyPrint
   whose body has a rare Chinese word), then correctness checks (PASS/FAIL): search finds each of
   them, and exactly the contracts the markers were planted in, among all the others.
@@ -63,15 +64,16 @@ from typing import Any, Protocol, cast
 
 import _common as common
 from _install import Installation, installation
-from sqlalchemy import Engine, Table, column, event, insert, select, table
+from sqlalchemy import Engine, Table, event, func, insert, literal_column, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 
 from econtract.contracts import search
 from econtract.contracts import service as contracts
 from econtract.contracts.models import Contract, ContractTag, ContractText
 from econtract.contracts.schemas import ContractCreate, ContractFilter
 from econtract.contracts.states import Status
-from econtract.db import Base, read_only_unit
+from econtract.db import Base, is_postgres, read_only_unit
 from econtract.parties.models import Signer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -256,7 +258,8 @@ class Batch:
     signers: list[dict[str, Any]] = field(default_factory=list)
     tags: list[dict[str, Any]] = field(default_factory=list)
     texts: list[dict[str, Any]] = field(default_factory=list)
-    fts: list[dict[str, Any]] = field(default_factory=list)
+    search: list[dict[str, Any]] = field(default_factory=list)
+    """Contract id, organisation id and ``search.searchable_text``, for the search rows."""
 
 
 class Corpus:
@@ -368,8 +371,8 @@ class Corpus:
             body = self.body(i)
             out.texts.append({"contract_id": cid, "org_id": self.org_id, "body": body,
                               "content": content, "updated_at": changed})
-            out.fts.append({"contract_id": cid.hex, "org_id": self.org_id.hex,
-                            "text": f"{content}\n{body}"})
+            out.search.append({"contract_id": cid, "org_id": self.org_id,
+                               "text": search.searchable_text(content, body)})
         return out
 
     def _signers(self, out: Batch, cid: uuid.UUID, status: Status, created: datetime,
@@ -403,9 +406,6 @@ class Corpus:
         return parties
 
 
-_fts = table("contract_search", column("contract_id"), column("org_id"), column("text"))
-
-
 @dataclass(frozen=True)
 class Fill:
     seconds: float
@@ -418,6 +418,26 @@ class Fill:
 
 def _table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
+
+
+def insert_search_rows(conn: Connection, rows: Sequence[Mapping[str, Any]], *,
+                       sqlite: bool) -> None:
+    """What ``search.index`` writes for each of ``rows``, in bulk. On SQLite the rowids follow
+    on from the last one, as ``AUTOINCREMENT`` would give them one by one."""
+    if not sqlite:
+        conn.execute(insert(search.SEARCH), [
+            {"contract_id": r["contract_id"], "text": r["text"],
+             "grams": search.grams_of(r["text"])} for r in rows])
+        return
+    last = conn.execute(select(func.max(search.DOCS.c.id))).scalar_one() or 0
+    numbered = list(enumerate(rows, start=last + 1))
+    conn.execute(insert(search.DOCS), [
+        {"id": rowid, "contract_id": r["contract_id"].hex, "org_id": r["org_id"].hex}
+        for rowid, r in numbered])
+    conn.execute(insert(search.TRIGRAMS), [{"rowid": rowid, "text": r["text"]}
+                                           for rowid, r in numbered])
+    conn.execute(insert(search.GRAMS), [{"rowid": rowid, "grams": search.gram_tokens(r["text"])}
+                                        for rowid, r in numbered])
 
 
 def fill(inst: Installation, count: int) -> tuple[Corpus, Fill]:
@@ -437,8 +457,7 @@ def fill(inst: Installation, count: int) -> tuple[Corpus, Fill]:
             if rows.tags:
                 conn.execute(insert(_table(ContractTag)), rows.tags)
             conn.execute(insert(_table(ContractText)), rows.texts)
-            if sqlite:
-                conn.execute(insert(_fts), rows.fts)
+            insert_search_rows(conn, rows.search, sqlite=sqlite)
         signers, tags = signers + len(rows.signers), tags + len(rows.tags)
         chars += sum(len(t["body"]) for t in rows.texts)
         done = min(count, first + BATCH)
@@ -478,25 +497,28 @@ def sizes(engine: Engine) -> dict[str, int]:
                 return out
             per = {str(name): int(n) for name, n in rows}
             out["contract_texts"] = per.get("contract_texts", 0)
-            out["contract_search (FTS5, all shadow tables)"] = sum(
-                n for name, n in per.items() if name.startswith("contract_search"))
+            for part, prefix in (("contract_search_docs (+ its unique index)", "_docs"),
+                                 ("contract_search_trgm (FTS5 trigram index)", "_trgm"),
+                                 ("contract_search_grams (FTS5 gram index)", "_grams")):
+                out[part] = sum(n for name, n in per.items()
+                                if name.startswith("contract_search" + prefix)
+                                or name == f"sqlite_autoindex_contract_search{prefix}_1")
             out["contracts (+ its indexes)"] = sum(
                 n for name, n in per.items()
                 if name == "contracts" or name.startswith("ix_contracts_")
                 or name == "sqlite_autoindex_contracts_1")
             return out
-        one = conn.exec_driver_sql
-        return {
-            "database": int(one("SELECT pg_database_size(current_database())").scalar_one()),
-            "contract_texts (heap + TOAST)": int(one(
-                "SELECT pg_table_size('contract_texts')").scalar_one()),
-            "ix_contract_texts_body_trgm (GIN)": int(one(
-                "SELECT pg_relation_size('ix_contract_texts_body_trgm')").scalar_one()),
-            "ix_contract_texts_content_trgm (GIN)": int(one(
-                "SELECT pg_relation_size('ix_contract_texts_content_trgm')").scalar_one()),
-            "contracts (+ its indexes)": int(one(
-                "SELECT pg_total_relation_size('contracts')").scalar_one()),
+        queries = {
+            "database": "pg_database_size(current_database())",
+            "contract_texts (heap + TOAST)": "pg_table_size('contract_texts')",
+            "contract_search (heap + TOAST: text, grams)": "pg_table_size('contract_search')",
+            "ix_contract_search_text_trgm (GIN)":
+                "pg_relation_size('ix_contract_search_text_trgm')",
+            "ix_contract_search_grams (GIN)": "pg_relation_size('ix_contract_search_grams')",
+            "contracts (+ its indexes)": "pg_total_relation_size('contracts')",
         }
+        return {what: int(conn.exec_driver_sql(f"SELECT {size}").scalar_one())
+                for what, size in queries.items()}
 
 
 def versions(engine: Engine) -> dict[str, str]:
@@ -565,13 +587,28 @@ def checks(inst: Installation, corpus: Corpus, real: Mapping[str, uuid.UUID]) ->
         contract = session.get(Contract, sample)
         row = session.get(ContractText, sample)
         assert contract is not None and row is not None
-        same = row.content == search.metadata_text(contract)
-        if inst.rt.engine.dialect.name == "sqlite":
-            fts = session.execute(select(_fts.c.text).where(_fts.c.contract_id == sample.hex)
-                                  ).scalar_one()
-            same = same and fts == f"{row.content}\n{row.body}"
-    check("filler rows = what search.index writes (content, FTS text)", same, str(sample))
+        same = (row.content == search.metadata_text(contract)
+                and indexed_as(session, sample, search.searchable_text(row.content, row.body)))
+    check("filler rows = what search.index writes (content, search rows)", same, str(sample))
     return lines
+
+
+def indexed_as(session: Session, contract_id: uuid.UUID, text: str) -> bool:
+    """Whether the search rows of ``contract_id`` hold ``text``. PostgreSQL: equal text and
+    grams. SQLite's FTS5 tables keep no text: its one rowid must match the whole text as one
+    phrase, and every gram."""
+    if is_postgres(session):
+        row = session.execute(select(search.SEARCH.c.text, search.SEARCH.c.grams).where(
+            search.SEARCH.c.contract_id == contract_id)).one()
+        return row.text == text and list(row.grams) == search.grams_of(text)
+    rowid = session.execute(select(search.DOCS.c.id).where(
+        search.DOCS.c.contract_id == contract_id.hex)).scalar_one()
+    found = []
+    for fts, query in ((search.TRIGRAMS, '"' + text.replace('"', '""') + '"'),
+                       (search.GRAMS, search.gram_tokens(text))):
+        found.append(session.execute(select(fts.c.rowid).where(
+            literal_column(fts.name).op("MATCH")(query), fts.c.rowid == rowid)).all())
+    return all(rows == [(rowid,)] for rows in found)
 
 
 # --- timed cases -------------------------------------------------------------------------------
@@ -680,7 +717,7 @@ def first_page(inst: Installation) -> list[uuid.UUID]:
 
 
 def explain(inst: Installation, statements: Statements) -> None:
-    """Print the plan of every case's COUNT and page query."""
+    """Print the plan of every case's statements up to its page query."""
     engine = inst.rt.engine
     postgres = engine.dialect.name == "postgresql"
     prefix = "EXPLAIN (ANALYZE, BUFFERS) " if postgres else "EXPLAIN QUERY PLAN "
@@ -691,14 +728,19 @@ def explain(inst: Installation, statements: Statements) -> None:
         recorded, statements.recording = statements.recording, None
         print(f"\n### {engine.dialect.name}: {query.name} ({query.label})\n")
         selects = [(s, p) for s, p in recorded if s.lstrip().upper().startswith("SELECT")]
-        for statement, parameters in selects[:2]:  # the COUNT and the page
-            print("```")
-            print(statement if len(statement) < 2000 else statement[:2000] + " …")
-            with engine.connect() as conn:
+        # Up to the page (the first with ORDER BY): on SQLite the FTS match count that picks
+        # the plan, on PostgreSQL the planner settings (``search.planned``), then the COUNT and
+        # the page; the eager loads after it are left out. One connection, so that settings
+        # made with ``set_config(…, true)`` hold for the statements after them.
+        pages = [n for n, (s, _) in enumerate(selects) if "ORDER BY" in s]
+        with engine.connect() as conn:
+            for statement, parameters in selects[:pages[0] + 1 if pages else 2]:
+                print("```")
+                print(statement if len(statement) < 2000 else statement[:2000] + " …")
                 rows = conn.exec_driver_sql(prefix + statement, parameters).all()
-            for row in rows:
-                print("  " + (str(row[0]) if postgres else f"{row[0]} {row[1]} {row[3]}"))
-            print("```")
+                for row in rows:
+                    print("  " + (str(row[0]) if postgres else f"{row[0]} {row[1]} {row[3]}"))
+                print("```")
 
 
 # --- report ------------------------------------------------------------------------------------

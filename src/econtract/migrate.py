@@ -20,9 +20,10 @@ def alembic_config(url: str = "") -> Config:
     return cfg
 
 
-UNMODELLED = ("contract_search", "ix_contract_texts_body_trgm", "ix_contract_texts_content_trgm")
-"""Search structures made by hand in migration 0007 (an FTS5 table and its shadow tables, pg_trgm
-indexes): autogenerate must neither drop nor report them."""
+UNMODELLED = ("contract_search", "ix_contract_search_")
+"""Search structures made by hand in migration 0010 (SQLite: ``contract_search_docs`` and two FTS5
+tables with their shadow tables; PostgreSQL: ``contract_search`` and its GIN indexes):
+autogenerate must neither drop nor report them."""
 
 
 def include_name(name: str | None, _type: str, _parent_names: object) -> bool:

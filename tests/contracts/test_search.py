@@ -1,12 +1,15 @@
 """Keyword search (关键字检索): the document's own text, Chinese included, on both databases;
-every word must match; combined with filters; highlighted; scoped to what the actor may see."""
+terms of every length; every word must match; combined with filters; highlighted; scoped to what
+the actor may see; kept current; backfilled by the migration."""
 
 from __future__ import annotations
 
 import uuid
 
 import pytest
+from sqlalchemy import inspect
 
+from econtract import migrate
 from econtract.accounts.policy import Role
 from econtract.contracts import search
 from econtract.contracts import service as contracts
@@ -95,3 +98,82 @@ def test_counting_stops_at_the_cap(rt: Runtime, monkeypatch: pytest.MonkeyPatch)
         assert len(rows) == 2 and total == 2  # "more than one"; the exact 3 is not counted
         _, exact = contracts.list_(session, ctx, filters=ContractFilter())
         assert exact == 3  # without a keyword the count stays exact
+
+
+@pytest.fixture(params=["listed", "walked"])
+def plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both SQLite statement shapes: matches listed first, or checked per contract in order."""
+    monkeypatch.setattr(search, "DENSE_SHARE", 2.0 if request.param == "listed" else 0.0)
+    return str(request.param)
+
+
+def test_terms_of_every_length_and_case(rt: Runtime, plan: str) -> None:
+    lease = create_contract(rt, owner(rt), title="租赁合同",
+                            pdf=_pdf("承租人应按时缴纳租金，押金为三个月租金。"))
+    sale = create_contract(rt, owner(rt), title="Sale Agreement",
+                           pdf=_pdf("买卖双方约定交货地点。Deposit of THREE months."))
+    assert _found(rt, "押") == [lease.id]  # one character
+    assert _found(rt, "货") == [sale.id]
+    assert _found(rt, "押金") == [lease.id]  # two characters
+    assert _found(rt, "金押") == []  # both characters occur, never side by side
+    assert _found(rt, "三个月") == [lease.id]  # three characters and more
+    assert _found(rt, "约定交货地点") == [sale.id]
+    assert _found(rt, "DePoSiT") == [sale.id]  # any case, either side
+    assert _found(rt, "sale") == [sale.id]  # the title
+    assert _found(rt, "three months") == [sale.id]  # two terms, both required
+    assert _found(rt, "押金 租金") == [lease.id]
+    assert _found(rt, "押金 交货") == []
+    assert _found(rt, "押金 deposit") == []  # a short and a long term together
+    assert _found(rt, "交货 deposit") == [sale.id]
+    assert sorted(_found(rt, "租")) == sorted([lease.id, sale.id])  # the tag 租赁
+
+
+def test_wildcards_quotes_and_backslashes_are_plain_characters(rt: Runtime, plan: str) -> None:
+    marked = create_contract(rt, owner(rt), title='费率50%_a_b "引号" C:\\docs\\x',
+                             signers=[{"name": "张伟", "email": "zhang_wei@example.com"}])
+    plain = create_contract(rt, owner(rt), title="费率500 axb 引号 C:/docs/x",
+                            signers=[{"name": "李娜", "email": "lina@example.com"}])
+    assert _found(rt, "%") == [marked.id]
+    assert _found(rt, "_") == [marked.id]
+    assert _found(rt, "50%") == [marked.id]
+    assert _found(rt, "a_b") == [marked.id]
+    assert _found(rt, "zhang_wei") == [marked.id]
+    assert _found(rt, '"') == [marked.id]
+    assert _found(rt, '"引号"') == [marked.id]
+    assert _found(rt, "\\") == [marked.id]
+    assert _found(rt, "c:\\docs\\x") == [marked.id]
+    assert _found(rt, "c:/docs") == [plain.id]
+    assert _found(rt, "axb") == [plain.id]
+
+
+def test_reindexing_forgets_old_words(rt: Runtime, plan: str) -> None:
+    contract = create_contract(rt, owner(rt), title="采购框架协议", tags=["重点客户"])
+    for title, tags in (("年度维保合同", ["续签"]), ("年度维保合同（修订）", ["续签", "加急"])):
+        with rt.uow() as session:
+            contracts.update(session, user_ctx(owner(rt)), contract_id=contract.id,
+                             patch=ContractUpdate(title=title, tags=tags))
+    for gone in ("框架", "框架协议", "重点客户", "采"):
+        assert _found(rt, gone) == []
+    for now in ("维保", "修订", "加急", "续签", "年度维保合同"):
+        assert _found(rt, now) == [contract.id]
+
+
+def test_short_terms_stay_in_the_organisation(rt: Runtime, plan: str) -> None:
+    mine = create_contract(rt, owner(rt), title="保密协议", pdf=_pdf("保密信息的范围"))
+    stranger = add_org(rt, name="Other Co", email="boss@other.test")
+    theirs = create_contract(rt, stranger, title="保密协议", pdf=_pdf("保密信息的范围"))
+    for term in ("密", "保密", "保密信息"):
+        assert _found(rt, term) == [mine.id]
+        assert _found(rt, term, user=stranger) == [theirs.id]
+
+
+def test_the_migration_indexes_existing_contracts(rt: Runtime) -> None:
+    lease = create_contract(rt, owner(rt), title="租赁合同",
+                            pdf=_pdf("押金为三个月租金，Deposit of three months。"))
+    migrate.downgrade(rt.engine, "0009")  # the revision 0009 search structures, filled again
+    assert "contract_search_docs" not in inspect(rt.engine).get_table_names()
+    migrate.upgrade(rt.engine)  # 0010 indexes what contract_texts holds
+    for term in ("押", "押金", "三个月", "DEPOSIT", "租赁合同"):
+        assert _found(rt, term) == [lease.id]
+    newer = create_contract(rt, owner(rt), title="租赁合同二", pdf=_pdf("押金两个月"))
+    assert sorted(_found(rt, "押金")) == sorted([lease.id, newer.id])

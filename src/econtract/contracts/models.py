@@ -140,9 +140,10 @@ class ContractText(Base):
     """What keyword search looks in: the title, parties, tags and category (``content``) and the
     text of the document's pages (``body``, extracted when the document is uploaded or rendered).
 
-    SQLite mirrors both into the FTS5 table ``contract_search`` (trigram tokenizer);
-    PostgreSQL searches this table through a pg_trgm GIN index. Both are made by migration 0007
-    and are not SQLAlchemy models (see ``contracts.search``).
+    ``contracts.search.index`` keeps the search indexes current with it: on SQLite
+    ``contract_search_docs`` and two contentless FTS5 tables, on PostgreSQL the table
+    ``contract_search`` with GIN indexes. Migration 0010 makes them; they are not SQLAlchemy
+    models (see ``contracts.search``).
     """
 
     __tablename__ = "contract_texts"

@@ -1,10 +1,28 @@
 """Keyword search (关键字检索) over titles, parties, tags, categories and the documents' text.
 
-Every word of the query must occur somewhere (AND), as a substring, case-insensitively, in any
-script: Chinese has no spaces between words, so substring search is the right model, not word
-tokens. SQLite answers from the FTS5 table ``contract_search`` (trigram tokenizer: patterns of 3
-or more characters use the index; shorter ones scan it); PostgreSQL from ``contract_texts`` with
-pg_trgm GIN indexes. Both are kept current by ``index`` in the same transaction as the change.
+Every word of the query must occur somewhere (AND), as a substring, in any script: Chinese has
+no spaces between words, so substring search is the right model, not word tokens. Matching is
+case-insensitive by Unicode case folding: a contract matches a term when ``term.casefold()`` is
+a substring of ``searchable_text`` (its metadata and document text, casefolded), on both
+databases alike.
+
+Two indexes per database, both written by ``index`` in the same transaction as the change:
+
+* **trigrams** for terms of 3 or more characters. SQLite: the contentless FTS5 table
+  ``contract_search_trgm`` (trigram tokenizer; a quoted phrase is a substring match, exact, no
+  re-check). PostgreSQL: ``contract_search.text`` with a pg_trgm GIN index and ``LIKE``.
+* **grams** for terms of 1 or 2 characters, which a trigram index cannot serve (most Chinese
+  words have two characters): the distinct 1- and 2-character substrings of the text. A short
+  term is present exactly when it is one of them. SQLite: the contentless FTS5 table
+  ``contract_search_grams``, one token per gram (``gram_token``); PostgreSQL:
+  ``contract_search.grams``, a ``text[]`` with a GIN index.
+
+On SQLite, ``contract_search_docs`` maps each contract to the integer rowid of its FTS rows. A
+re-indexed contract gets a new rowid (ids are never reused: ``AUTOINCREMENT``), because
+contentless FTS5 rows cannot be deleted without their old text; the old rows stay behind
+unreachable. ``matching`` picks the statement shape from the exact number of FTS matches, which
+costs a few milliseconds: rare terms list their contracts, common terms are checked per contract
+while the list walks its sort order (see ``docs/benchmarks.md``).
 
 ``highlight`` gives a short excerpt around the first match with every match marked, as safe HTML.
 """
@@ -13,20 +31,27 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 from markupsafe import Markup, escape
 from sqlalchemy import (
     ColumnElement,
+    Select,
+    Text,
+    Uuid,
     and_,
     column,
     delete,
+    exists,
+    func,
     insert,
     literal_column,
-    or_,
     select,
     table,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from econtract.contracts.models import Contract, ContractText
@@ -34,20 +59,54 @@ from econtract.db import is_postgres
 
 MAX_TERMS = 8
 SNIPPET_CHARS = 160
+SHORT_TERM = 2
+"""Terms of at most this many characters are looked up in the gram index."""
+DENSE_SHARE = 0.05
+"""SQLite: when at least this share of all indexed contracts match, a list walks its contracts in
+order and checks each (it stops after a page); below it, the matches are listed first."""
 
-_fts = table("contract_search", column("contract_id"), column("org_id"), column("text"))
+DOCS = table("contract_search_docs", column("id"), column("contract_id"), column("org_id"))
+"""SQLite: contract → FTS rowid (ids as SQLite's Uuid columns store them, 32 hex digits)."""
+TRIGRAMS = table("contract_search_trgm", column("rowid"), column("text"))
+GRAMS = table("contract_search_grams", column("rowid"), column("grams"))
+SEARCH = table("contract_search", column("contract_id", Uuid()), column("text", Text()),
+               column("grams", ARRAY(Text())))
+"""PostgreSQL: one row per contract."""
 
 
 def terms_of(query: str) -> list[str]:
-    """The distinct words of a query (whitespace-separated), at most ``MAX_TERMS``."""
+    """The distinct words of a query (whitespace-separated, casefolded), at most
+    ``MAX_TERMS``."""
     seen: dict[str, None] = {}
     for word in query.split():
         seen.setdefault(word.casefold(), None)
     return list(seen)[:MAX_TERMS]
 
 
-def _like(term: str) -> str:
-    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def searchable_text(content: str, body: str) -> str:
+    """What the terms are looked for in: metadata and document text, casefolded. A term holds
+    no whitespace, so it cannot match across the line break between the two."""
+    return f"{content}\n{body}".casefold()
+
+
+def grams_of(text: str) -> list[str]:
+    """The distinct 1- and 2-character substrings of ``text`` without whitespace, sorted."""
+    found: set[str] = set()
+    for word in text.split():
+        found.update(word)
+        found.update(map(str.__add__, word, word[1:]))
+    return sorted(found)
+
+
+def gram_token(gram: str) -> str:
+    """A gram as one token of FTS5's ``ascii`` tokenizer: its code points in hex, joined by
+    ``g`` (``押金`` → ``62bcg91d1``), so punctuation and any script survive tokenizing."""
+    return "g".join(format(ord(char), "x") for char in gram)
+
+
+def gram_tokens(text: str) -> str:
+    """The ``contract_search_grams`` document of ``text`` (SQLite)."""
+    return " ".join(map(gram_token, grams_of(text)))
 
 
 def metadata_text(contract: Contract) -> str:
@@ -62,6 +121,7 @@ def metadata_text(contract: Contract) -> str:
 def index(session: Session, contract: Contract, *, body: str | None = None) -> None:
     """(Re)index ``contract``; ``body`` is new document text, ``None`` keeps the stored one."""
     row = session.get(ContractText, contract.id)
+    before = None if row is None else (row.content, row.body)
     if row is None:
         row = ContractText(contract_id=contract.id, org_id=contract.org_id, body="", content="",
                            updated_at=contract.updated_at)
@@ -70,34 +130,89 @@ def index(session: Session, contract: Contract, *, body: str | None = None) -> N
         row.body = body
     row.content, row.updated_at = metadata_text(contract), contract.updated_at
     session.flush()
-    if not is_postgres(session):
-        # Ids as SQLite's Uuid columns store them (32 hex digits), so the FTS ids compare equal
-        # to ``contracts.id`` in plain SQL.
-        session.execute(delete(_fts).where(_fts.c.contract_id == contract.id.hex))
-        session.execute(insert(_fts).values(contract_id=contract.id.hex,
-                                            org_id=contract.org_id.hex,
-                                            text=f"{row.content}\n{row.body}"))
+    if before == (row.content, row.body):
+        return  # the search rows were written with this text
+    text = searchable_text(row.content, row.body)
+    if is_postgres(session):
+        values = {"contract_id": contract.id, "text": text, "grams": grams_of(text)}
+        session.execute(pg_insert(SEARCH).values(values).on_conflict_do_update(
+            index_elements=[SEARCH.c.contract_id], set_=values))
+        return
+    session.execute(delete(DOCS).where(DOCS.c.contract_id == contract.id.hex))
+    rowid = session.scalar(insert(DOCS).values(contract_id=contract.id.hex,
+                                               org_id=contract.org_id.hex).returning(DOCS.c.id))
+    session.execute(insert(TRIGRAMS).values(rowid=rowid, text=text))
+    session.execute(insert(GRAMS).values(rowid=rowid, grams=gram_tokens(text)))
+
+
+def _phrases(words: Iterable[str]) -> str:
+    """An FTS5 query: every word as a quoted phrase (``"`` doubled), all required."""
+    return " AND ".join('"' + word.replace('"', '""') + '"' for word in words)
+
+
+def _like(term: str) -> str:
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def matching(session: Session, terms: Sequence[str]) -> ColumnElement[bool]:
-    """A condition on ``Contract.id``: the contracts whose text contains every term."""
+    """A condition on ``Contract.id``: the contracts whose text contains every term. On SQLite
+    it first counts the FTS matches, to pick the shape of the condition (module docstring)."""
+    long_terms = [t for t in terms if len(t) > SHORT_TERM]
+    short_terms = [t for t in terms if len(t) <= SHORT_TERM]
     if is_postgres(session):
-        found = select(ContractText.contract_id).where(and_(*(
-            or_(ContractText.content.ilike(_like(t), escape="\\"),
-                ContractText.body.ilike(_like(t), escape="\\")) for t in terms)))
-        return Contract.id.in_(found)
-    # Words of three or more characters go to the trigram index through one MATCH of quoted
-    # phrases; SQLite hands FTS5 no LIKE with ESCAPE, so those would scan the whole table.
-    # Shorter words (most Chinese words are two characters) are below trigram length: they
-    # keep LIKE … ESCAPE, which scans but stays correct (a plain trigram LIKE of fewer than
-    # three non-ASCII characters finds nothing).
-    long_terms = [t for t in terms if len(t) >= 3]
-    conditions: list[ColumnElement[bool]] = [
-        _fts.c.text.like(_like(t), escape="\\") for t in terms if len(t) < 3]
-    if long_terms:
-        phrase = " AND ".join('"' + t.replace('"', '""') + '"' for t in long_terms)
-        conditions.insert(0, literal_column("contract_search").op("MATCH")(phrase))
-    return Contract.id.in_(select(_fts.c.contract_id).where(and_(*conditions)))
+        conditions: list[ColumnElement[bool]] = [
+            SEARCH.c.text.like(_like(t), escape="\\") for t in long_terms]
+        if short_terms:
+            conditions.append(SEARCH.c.grams.contains(short_terms))
+        return Contract.id.in_(select(SEARCH.c.contract_id).where(and_(*conditions)))
+    rowids = _fts_rowids(long_terms, short_terms)
+    matches, indexed = session.execute(select(
+        select(func.count()).select_from(rowids.subquery()).scalar_subquery(),
+        select(func.max(DOCS.c.id)).scalar_subquery())).one()
+    current = DOCS.c.id.in_(rowids)
+    if matches >= DENSE_SHARE * (indexed or 0):
+        # Common: a contract is checked where it stands in the list's order (the rowids are
+        # listed once per statement), so the page stops early and so does the capped count.
+        return exists().where(DOCS.c.contract_id == Contract.id, current)
+    return Contract.id.in_(select(DOCS.c.contract_id).where(current))
+
+
+def _fts_rowids(long_terms: Sequence[str], short_terms: Sequence[str]) -> Select[tuple[int]]:
+    """SQLite: the FTS rowids whose text holds every term (stale rowids of re-indexed contracts
+    included; ``contract_search_docs`` leaves them out)."""
+    by_grams = select(GRAMS.c.rowid).where(literal_column(GRAMS.name).op("MATCH")(
+        _phrases(map(gram_token, short_terms))))
+    if not long_terms:
+        return by_grams
+    rowids = select(TRIGRAMS.c.rowid).where(
+        literal_column(TRIGRAMS.name).op("MATCH")(_phrases(long_terms)))
+    if short_terms:
+        # ``+ 0``: a plain ``rowid IN`` would become one FTS look-up per gram match.
+        rowids = rowids.where((TRIGRAMS.c.rowid + 0).in_(by_grams))
+    return rowids
+
+
+PLANNER_OFF = ("enable_seqscan", "enable_hashjoin", "enable_mergejoin")
+"""PostgreSQL planner methods a keyword list turns off (``planned``)."""
+
+
+@contextmanager
+def planned(session: Session, terms: Sequence[str]) -> Iterator[None]:
+    """Around the statements of a keyword list on PostgreSQL: nested loops over indexes only, which
+    stop as soon as the page or the capped count is complete. The planner does not count what
+    a re-check costs (de-TOASTing ``contract_search``'s text or grams) and has no statistics on
+    long texts for ``LIKE``, so by cost alone it can pick a sequential scan, or a hash join that
+    re-checks every match of a common word (30 ms or 200 ms instead of 10-30 ms at 100,000
+    contracts; ``docs/benchmarks.md``). The settings are local to the transaction and restored
+    afterwards."""
+    if not terms or not is_postgres(session):
+        yield
+        return
+    before = session.execute(select(*(func.current_setting(name) for name in PLANNER_OFF))).one()
+    session.execute(select(*(func.set_config(name, "off", True) for name in PLANNER_OFF)))
+    yield  # on an error, no restore: the transaction is aborted, and its rollback restores them
+    session.execute(select(*(func.set_config(name, value, True)
+                             for name, value in zip(PLANNER_OFF, before, strict=True))))
 
 
 def highlight(session: Session, contract_ids: Iterable[uuid.UUID],
@@ -114,8 +229,6 @@ def highlight(session: Session, contract_ids: Iterable[uuid.UUID],
         if snippet is not None:
             result[contract_id] = snippet
     return result
-
-
 def excerpt(text: str, terms: Sequence[str], width: int = SNIPPET_CHARS) -> Markup | None:
     """``width`` characters of ``text`` around the first match, every match wrapped in
     ``<mark>``, everything else escaped; ``None`` when nothing matches."""

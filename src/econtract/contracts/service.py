@@ -395,13 +395,16 @@ def list_(session: Session, ctx: Ctx, *, filters: ContractFilter) -> tuple[list[
     """One page of the contracts the actor may see, and the total count (with a keyword
     search, at most ``COUNT_CAP + 1``: more than ``COUNT_CAP`` means "over a thousand")."""
     query = filtered(session, ctx, filters=filters)
-    counted = query.limit(COUNT_CAP + 1) if search.terms_of(filters.q or "") else query
-    total = int(session.scalar(select(func.count()).select_from(counted.subquery())) or 0)
+    terms = search.terms_of(filters.q or "")
+    counted = query.limit(COUNT_CAP + 1) if terms else query
     column = getattr(Contract, filters.sort.lstrip("-"))
     order = column.desc() if filters.sort.startswith("-") else column.asc()
-    rows = session.scalars(query.order_by(order, Contract.id)
-                           .offset((filters.page - 1) * filters.per_page).limit(filters.per_page))
-    return list(rows), total
+    with search.planned(session, terms):
+        total = int(session.scalar(select(func.count()).select_from(counted.subquery())) or 0)
+        rows = list(session.scalars(
+            query.order_by(order, Contract.id)
+            .offset((filters.page - 1) * filters.per_page).limit(filters.per_page)))
+    return rows, total
 
 
 def filtered(session: Session, ctx: Ctx, *, filters: ContractFilter) -> Select[Contract]:
