@@ -91,6 +91,23 @@ def test_place_read_and_clear(client: TestClient, rt: Runtime) -> None:
         [{"signer_id": second, "clear": True}]]
 
 
+def test_editing_the_signers_keeps_the_placement_of_those_who_stay(client: TestClient,
+                                                                   rt: Runtime) -> None:
+    headers = api_key(rt, owner(rt))
+    contract = create_contract(rt, owner(rt))
+    first, second = signer_ids(client, headers, contract.id)
+    assert put(client, headers, contract.id, {"signer_id": first, "page": 1, "rect": RECT_1},
+               {"signer_id": second, "page": 2, "rect": RECT_2}).status_code == 200
+    edited = client.patch(f"/api/v1/contracts/{contract.id}", headers=headers, json={
+        "signers": [{"name": "王五", "email": "wang@example.com", "order": 1},
+                    {"name": "张三丰", "email": "Zhang@Example.com", "order": 2}]})
+    assert edited.status_code == 200, edited.text
+    fields = client.get(f"/api/v1/contracts/{contract.id}/fields", headers=headers).json()
+    # Bob left (his placement with him), 张三 was renamed and moved (kept), 王五 is new (none).
+    assert [(f["name"], f["page"], f["rect"]) for f in fields["fields"]] == [
+        ("王五", None, None), ("张三丰", 1, RECT_1)]
+
+
 @pytest.mark.parametrize(("page", "rect", "status", "code"), [
     (3, RECT_1, 422, "placement_page"),
     (1, [500, 100, 660, 164], 422, "placement_off_page"),

@@ -171,7 +171,11 @@ def _apply_fields(contract: Contract, fields: dict[str, Any], now: datetime) -> 
         raise ValidationFailed("expiry_date must not be before effective_date",
                                code="invalid_dates")
     if fields.get("signers") is not None:
-        contract.signers = [_signer(contract, SignerIn.model_validate(s), now)
+        # A party is its e-mail address: one who stays keeps the field placed for them (fixing
+        # a name or changing the order must not undo the placement); a new party has none.
+        placed = {s.email: (s.field_page, s.field_rect) for s in contract.signers
+                  if s.field_page is not None}
+        contract.signers = [_signer(contract, SignerIn.model_validate(s), now, placed)
                             for s in fields["signers"]]
     if fields.get("clauses") is not None:
         contract.clauses = [ContractClause(position=i, title=c["title"], body=c["body"])
@@ -180,13 +184,16 @@ def _apply_fields(contract: Contract, fields: dict[str, Any], now: datetime) -> 
         contract.tags = [ContractTag(tag=tag) for tag in fields["tags"]]
 
 
-def _signer(contract: Contract, signer_in: SignerIn, now: datetime) -> Signer:
-    return Signer(org_id=contract.org_id, name=signer_in.name, email=signer_in.email.lower(),
+def _signer(contract: Contract, signer_in: SignerIn, now: datetime,
+            placed: dict[str, tuple[int | None, dict[str, Any] | None]]) -> Signer:
+    email = signer_in.email.lower()
+    page, rect = placed.get(email, (None, None))
+    return Signer(org_id=contract.org_id, name=signer_in.name, email=email,
                   phone=signer_in.phone, order=signer_in.order, role=signer_in.role,
                   auth_method=signer_in.identity_method,
                   access_code_hash=(hash_password(signer_in.access_code)
                                     if signer_in.access_code else None),
-                  status="waiting", created_at=now)
+                  status="waiting", created_at=now, field_page=page, field_rect=rect)
 
 
 def _check_attachments(attachments: Sequence[Upload], limits: UploadLimits,
