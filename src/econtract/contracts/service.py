@@ -8,7 +8,7 @@ is written to the audit trail in the caller's transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -185,7 +185,7 @@ def _apply_fields(contract: Contract, fields: dict[str, Any], now: datetime) -> 
 
 
 def _signer(contract: Contract, signer_in: SignerIn, now: datetime,
-            placed: dict[str, tuple[int | None, dict[str, Any] | None]]) -> Signer:
+            placed: Mapping[str, tuple[int | None, dict[str, Any] | None]]) -> Signer:
     email = signer_in.email.lower()
     page, rect = placed.get(email, (None, None))
     return Signer(org_id=contract.org_id, name=signer_in.name, email=email,
