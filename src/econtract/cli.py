@@ -271,6 +271,26 @@ def audit_verify() -> None:
     sys.exit(1)
 
 
+@main.group("search")
+def search_group() -> None:
+    """The keyword-search index."""
+
+
+@search_group.command("rebuild")
+def search_rebuild() -> None:
+    """Rebuild every contract's keyword-search rows from the stored texts, in one transaction
+    (searches keep the old index until it commits; on SQLite, writes wait for it). On SQLite
+    this also reclaims the rows that edits of contracts leave behind."""
+    from econtract.contracts import search
+
+    with _runtime() as rt, errors_to_exit(2), rt.uow() as session:
+        total = search.indexed_contracts(session)
+        with click.progressbar(length=total, label="Rebuilding the search index",
+                               file=sys.stderr) as bar:
+            done = search.rebuild(session, progress=bar.update)
+    click.echo(f"search index rebuilt: {done} contracts")
+
+
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--trust", "trust_files", multiple=True,

@@ -7,10 +7,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import inspect
+from click.testing import CliRunner
+from sqlalchemy import inspect, text
 
 from econtract import migrate
 from econtract.accounts.policy import Role
+from econtract.cli import main
 from econtract.contracts import search
 from econtract.contracts import service as contracts
 from econtract.contracts.schemas import ContractFilter, ContractUpdate
@@ -177,3 +179,44 @@ def test_the_migration_indexes_existing_contracts(rt: Runtime) -> None:
         assert _found(rt, term) == [lease.id]
     newer = create_contract(rt, owner(rt), title="租赁合同二", pdf=_pdf("押金两个月"))
     assert sorted(_found(rt, "押金")) == sorted([lease.id, newer.id])
+
+
+def _stale_rowids(rt: Runtime, phrase: str) -> int:
+    """SQLite: FTS rows whose text holds ``phrase``, reachable or not."""
+    with rt.engine.connect() as conn:
+        return len(conn.execute(text(
+            "SELECT rowid FROM contract_search_trgm WHERE contract_search_trgm MATCH :q"),
+            {"q": f'"{phrase}"'}).all())
+
+
+def test_rebuild_reclaims_left_rows_and_finds_the_same(rt: Runtime) -> None:
+    kept = create_contract(rt, owner(rt), title="采购框架协议", pdf=_pdf("押金为三个月租金。"))
+    edited = create_contract(rt, owner(rt), title="旧标题合同")
+    for title in ("年度维保合同", "年度维保合同（修订）"):
+        with rt.uow() as session:
+            contracts.update(session, user_ctx(owner(rt)), contract_id=edited.id,
+                             patch=ContractUpdate(title=title))
+    terms = ("押金", "三个月", "框架协议", "维保", "修订", "旧标题", "合同", "押")
+    before = {term: sorted(_found(rt, term)) for term in terms}
+    sqlite = rt.engine.dialect.name == "sqlite"
+    if sqlite:
+        assert _stale_rowids(rt, "旧标题") == 1  # left behind by the edits, unreachable
+    with rt.uow() as session:
+        steps: list[int] = []
+        assert search.rebuild(session, progress=steps.append) == 2
+        assert sum(steps) == search.indexed_contracts(session) == 2
+    assert {term: sorted(_found(rt, term)) for term in terms} == before
+    assert before["旧标题"] == [] and before["押金"] == [kept.id]
+    if sqlite:
+        assert _stale_rowids(rt, "旧标题") == 0
+        assert _stale_rowids(rt, "维保合同") == 1  # the current row only
+
+
+def test_search_rebuild_command(rt: Runtime) -> None:
+    create_contract(rt, owner(rt), title="采购框架协议")
+    env = {"ECONTRACT_DATA_DIR": str(rt.settings.data_dir),
+           "ECONTRACT_DATABASE_URL": rt.settings.database_url}
+    result = CliRunner().invoke(main, ["search", "rebuild"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "search index rebuilt: 1 contracts" in result.output
+    assert _found(rt, "框架") != []

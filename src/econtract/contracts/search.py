@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from markupsafe import Markup, escape
@@ -49,6 +49,7 @@ from sqlalchemy import (
     literal_column,
     select,
     table,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -132,17 +133,57 @@ def index(session: Session, contract: Contract, *, body: str | None = None) -> N
     session.flush()
     if before == (row.content, row.body):
         return  # the search rows were written with this text
-    text = searchable_text(row.content, row.body)
+    _write(session, contract.id, contract.org_id, searchable_text(row.content, row.body))
+
+
+def _write(session: Session, contract_id: uuid.UUID, org_id: uuid.UUID, searchable: str) -> None:
+    """The search rows of one contract for its ``searchable_text``, replacing any earlier ones
+    (on SQLite they stay behind, unreachable: see the module docstring)."""
     if is_postgres(session):
-        values = {"contract_id": contract.id, "text": text, "grams": grams_of(text)}
+        values = {"contract_id": contract_id, "text": searchable, "grams": grams_of(searchable)}
         session.execute(pg_insert(SEARCH).values(values).on_conflict_do_update(
             index_elements=[SEARCH.c.contract_id], set_=values))
         return
-    session.execute(delete(DOCS).where(DOCS.c.contract_id == contract.id.hex))
-    rowid = session.scalar(insert(DOCS).values(contract_id=contract.id.hex,
-                                               org_id=contract.org_id.hex).returning(DOCS.c.id))
-    session.execute(insert(TRIGRAMS).values(rowid=rowid, text=text))
-    session.execute(insert(GRAMS).values(rowid=rowid, grams=gram_tokens(text)))
+    session.execute(delete(DOCS).where(DOCS.c.contract_id == contract_id.hex))
+    rowid = session.scalar(insert(DOCS).values(contract_id=contract_id.hex,
+                                               org_id=org_id.hex).returning(DOCS.c.id))
+    session.execute(insert(TRIGRAMS).values(rowid=rowid, text=searchable))
+    session.execute(insert(GRAMS).values(rowid=rowid, grams=gram_tokens(searchable)))
+
+
+REBUILD_BATCH = 500
+
+
+def indexed_contracts(session: Session) -> int:
+    """How many contracts have searchable text (what ``rebuild`` goes through)."""
+    return int(session.scalar(select(func.count()).select_from(ContractText)) or 0)
+
+
+def rebuild(session: Session, *, progress: Callable[[int], object] = lambda _: None) -> int:
+    """Write every contract's search rows afresh from ``contract_texts``, oldest contract first,
+    in the caller's transaction: readers keep the old index until it commits. On SQLite this
+    also drops the unreachable rows that re-indexing leaves behind (``delete-all`` of both FTS
+    tables). ``progress`` is called with the number of contracts done since its last call.
+
+    :return: the number of contracts indexed.
+    """
+    if not is_postgres(session):
+        session.execute(delete(DOCS))
+        for fts in (TRIGRAMS.name, GRAMS.name):
+            session.execute(text(f"INSERT INTO {fts} ({fts}) VALUES ('delete-all')"))
+    ids = list(session.scalars(select(ContractText.contract_id).join(
+        Contract, Contract.id == ContractText.contract_id).order_by(Contract.created_at,
+                                                                    Contract.id)))
+    for start in range(0, len(ids), REBUILD_BATCH):
+        batch = ids[start:start + REBUILD_BATCH]
+        rows = {row.contract_id: row for row in session.execute(select(
+            ContractText.contract_id, ContractText.org_id, ContractText.content,
+            ContractText.body).where(ContractText.contract_id.in_(batch)))}
+        for contract_id in batch:
+            row = rows[contract_id]
+            _write(session, contract_id, row.org_id, searchable_text(row.content, row.body))
+        progress(len(batch))
+    return len(ids)
 
 
 def _phrases(words: Iterable[str]) -> str:
