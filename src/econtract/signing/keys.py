@@ -4,7 +4,9 @@ pyHanko's ``SimpleSigner`` keeps the key as PKCS#8 and re-parses it on every raw
 40 ms for RSA with OpenSSL 3's consistency check, twice per signature with the size estimate; see
 performance.md). The adapter here signs with the ``cryptography`` key object it was given and
 converts the certificates to asn1crypto once. Every signature gets a fixed ``/Contents`` reserve
-(:func:`reserve_for`), so pyHanko never runs its dry-run size estimate.
+(:func:`reserve_for`), so pyHanko never runs its dry-run size estimate, and the CMS itself is
+assembled from a per-certificate template (:mod:`econtract.signing.cms`) instead of asn1crypto
+objects.
 
 The reserve is not free: pyHanko's pure-Python tokenizer reads a ``/Contents`` hex string at about
 1 µs per character, and every later signature reads the certification signature's (DocMDP check),
