@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes, Signer
 from pyhanko.sign.timestamps.api import TimeStamper
 
-from econtract.signing import SigningKey
+from econtract.errors import SigningError
+from econtract.signing import SigningKey, keys
 from econtract.signing.cms import tlv
 from econtract.signing.keys import CachedKeySigner
 from econtract.signing.timestamps import timestamper_for
@@ -112,3 +113,15 @@ def test_other_shapes_are_left_to_pyhanko(pki: TestPki, kwargs: dict[str, object
 def test_tlv_lengths_match_asn1crypto(size: int) -> None:
     data = bytes(size)
     assert tlv(0x04, data) == core.OctetString(data).dump()
+
+
+def test_a_certificate_the_template_cannot_serve_falls_back(pki: TestPki,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> None:
+        raise SigningError("The signed attributes cannot be templated")
+
+    monkeypatch.setattr(keys, "template_for", refuse)
+    signer = FixedSignature(pki.signer_keys[0])
+    assert signer._template is None  # signing still works, through pyHanko's assembly
+    ours, theirs = _both(signer, use_pades=True)
+    assert ours == theirs

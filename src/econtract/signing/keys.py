@@ -17,6 +17,7 @@ token has been seen (and one retry with that allowance if a token ever outgrows 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import weakref
@@ -63,8 +64,11 @@ class CachedKeySigner(Signer):
         self.certificates_size = sum(len(c.public_bytes(serialization.Encoding.DER))
                                      for c in (key.certificate, *key.chain))
         """DER bytes of the certificates embedded in every CMS made with this key."""
-        self._template: CmsTemplate = template_for(
-            signing_cert, tuple(chain), self.get_signature_mechanism_for_digest("sha256"))
+        self._template: CmsTemplate | None = None
+        # A certificate the template cannot serve keeps None: pyHanko assembles its CMS.
+        with contextlib.suppress(SigningError):
+            self._template = template_for(
+                signing_cert, tuple(chain), self.get_signature_mechanism_for_digest("sha256"))
 
     async def async_sign(self, data_digest: bytes, digest_algorithm: str, dry_run: bool = False,
                          use_pades: bool = False, timestamper: TimeStamper | None = None,
@@ -79,7 +83,8 @@ class CachedKeySigner(Signer):
         ``signed_attr_settings.signing_time`` does not change the CMS on this path either.
         """
         settings = signed_attr_settings or PdfCMSSignedAttributes()
-        if (dry_run or not use_pades or not is_pdf_sig or encap_content_info is not None
+        if (self._template is None or dry_run or not use_pades or not is_pdf_sig
+                or encap_content_info is not None
                 or digest_algorithm != "sha256" or settings.cades_signed_attrs is not None
                 or settings.adobe_revinfo_attr is not None or self.attribute_certs
                 or self.signed_attr_prov_spec is not None
