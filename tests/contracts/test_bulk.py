@@ -37,6 +37,7 @@ from econtract.templates import service as templates
 from econtract.templates.schemas import TemplateCreate
 from tests.conftest import FakeClock
 from tests.contracts.test_api import api_key
+from tests.contracts.test_completion import drain
 from tests.factories import add_org, owner, user_ctx
 from tests.web.test_pages import csrf, login
 
@@ -227,9 +228,7 @@ def test_a_row_refused_at_send_time_fails_alone(rt: Runtime,
         return real_send(*args, **kwargs)
 
     monkeypatch.setattr(sending, "send", refuse_first)
-    worker = rt.worker()
-    while worker.run_once():
-        pass
+    drain(rt)
     first, second = items_of(rt, run.id)
     assert first.status == "failed" and first.contract_id is None
     assert first.errors == {"send": {"code": "template_render_failed",
@@ -272,9 +271,7 @@ def test_api_report_start_progress_and_isolation(rt: Runtime, client: TestClient
     assert first.status_code == 200 and first.json()["status"] == "sending"
     again = client.post(f"/api/v1/bulk/{good['id']}/start", headers=headers)
     assert again.status_code == 200 and again.json()["status"] == "sending"
-    worker = rt.worker()
-    while worker.run_once():
-        pass
+    drain(rt)
     progress = client.get(f"/api/v1/bulk/{good['id']}", headers=headers).json()
     assert progress["status"] == "done"
     assert (progress["total"], progress["sent"], progress["pending"]) == (2, 2, 0)

@@ -56,8 +56,10 @@ class FlakySms:
 
 
 class NotAProvider:
+    """Built like a provider (from the settings) but without ``send``: the loader refuses it."""
+
     def __init__(self, settings: Settings) -> None:
-        pass
+        self.settings = settings
 
 
 # --- phone numbers -------------------------------------------------------------------------

@@ -56,7 +56,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
@@ -110,10 +110,8 @@ STATUSES = ("pending", "sent", "failed", "invalid")
 
 def decode(data: bytes) -> str:
     """The text of the file: UTF-8 (a BOM is dropped), else GB18030."""
-    try:
+    with suppress(UnicodeDecodeError):
         return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
     try:
         return data.decode("gb18030")
     except UnicodeDecodeError:
