@@ -18,30 +18,24 @@ files a contract away, it does not end it.
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from functools import partial
-from typing import TypeVar
 
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from econtract.accounts.models import Organisation, User
 from econtract.audit import service as audit
 from econtract.audit.events import EventKind
 from econtract.context import Ctx
+from econtract.contracts import sweeping
 from econtract.contracts.models import Contract
 from econtract.contracts.states import Event, Status, transition
-from econtract.db import is_postgres
 from econtract.notifications import messages
 from econtract.notifications.email import EmailMessage
 from econtract.notifications.jobs import queue_email
-
-logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 CALENDAR_TZ = timezone(timedelta(hours=8), "UTC+08:00")
 """The zone in which expiry dates are read (see the module docstring)."""
@@ -83,17 +77,17 @@ def sweep(session: Session, ctx: Ctx, *, now: datetime,
     ctx = replace(ctx, clock=lambda: now)
     day = today(now)
     report = ValiditySweepReport()
-    overdue = _claim(session, select(Contract).where(
+    overdue = sweeping.claim(session, select(Contract).where(
         Contract.status == Status.COMPLETED.value, Contract.expiry_date < day)
         .order_by(Contract.expiry_date, Contract.id), batch)
     for contract in overdue:
-        if _isolated(report, session, contract.id,
-                     partial(lapse, session, ctx, contract=contract)) is not None:
+        if sweeping.isolated(session, "validity", report.failed, contract.id,
+                             partial(lapse, session, ctx, contract=contract)) is not None:
             report.lapsed.append(contract.id)
     due = _due_for_reminder(session, day, batch)
     for contract in due:
-        if _isolated(report, session, contract.id,
-                     partial(remind_renewal, session, ctx,
+        if sweeping.isolated(session, "validity", report.failed, contract.id,
+                             partial(remind_renewal, session, ctx,
                                      contract=contract)) is not None:
             report.renewal_reminded.append(contract.id)
     report.full = len(overdue) == batch or len(due) == batch
@@ -110,34 +104,12 @@ def _due_for_reminder(session: Session, day: date, batch: int) -> list[Contract]
         if len(due) >= batch:
             break
         orgs = select(Organisation.id).where(Organisation.renewal_reminder_days == days)
-        due += _claim(session, select(Contract).where(
+        due += sweeping.claim(session, select(Contract).where(
             Contract.status == Status.COMPLETED.value, Contract.renewal_reminded_at.is_(None),
             Contract.expiry_date >= day, Contract.expiry_date <= day + timedelta(days=days),
             Contract.org_id.in_(orgs))
             .order_by(Contract.expiry_date, Contract.id), batch - len(due))
     return due
-
-
-def _claim(session: Session, query: Select[Contract], batch: int) -> list[Contract]:
-    query = query.limit(batch).options(lazyload(Contract.tags), lazyload(Contract.clauses),
-                                       lazyload(Contract.attachments),
-                                       lazyload(Contract.approvals))
-    if is_postgres(session):
-        # Rows another sweeper holds are skipped, not waited for (see parties.reminders).
-        query = query.with_for_update(skip_locked=True)
-    return list(session.scalars(query))
-
-
-def _isolated(report: ValiditySweepReport, session: Session, contract_id: uuid.UUID,
-              work: Callable[[], T]) -> T | None:
-    try:
-        with session.begin_nested():
-            return work()
-    except Exception:
-        logger.exception("validity sweep: contract %s failed; it is retried next time",
-                         contract_id)
-        report.failed.append(contract_id)
-        return None
 
 
 def lapse(session: Session, ctx: Ctx, *, contract: Contract) -> Contract:

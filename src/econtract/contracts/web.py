@@ -374,13 +374,10 @@ def contract_unarchive(request: Request, contract_id: str,
 def contract_send(request: Request, contract_id: str,
                   csrf_token: Annotated[str, Form()] = "") -> Response:
     """Prepare and certify the document, then invite the first signers (as the API does)."""
-    cid = parse_id(contract_id)
     rt = runtime(request)
-    with page_unit(request) as page:
-        page.check_csrf(csrf_token)
-        sending.send(page.session, page.ctx, blobs=rt.blobs, engine=rt.signing_engine(),
-                     contract_id=cid)
-    return see_other(f"/contracts/{cid}")
+    return _act(request, contract_id, csrf_token,
+                lambda page, cid: sending.send(page.session, page.ctx, blobs=rt.blobs,
+                                               engine=rt.signing_engine(), contract_id=cid))
 
 
 @router.post("/contracts/{contract_id}/submit")

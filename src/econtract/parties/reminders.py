@@ -21,17 +21,14 @@ current group's signers still to sign.
 
 from __future__ import annotations
 
-import logging
 import math
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TypeVar
 
-from sqlalchemy import Select, func, or_, select, update
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
 
 from econtract.accounts import service as accounts
 from econtract.audit import service as audit
@@ -39,15 +36,13 @@ from econtract.audit.events import EventKind
 from econtract.audit.models import AuditEvent
 from econtract.context import Ctx
 from econtract.contracts import service as contracts
+from econtract.contracts import sweeping
 from econtract.contracts.models import Contract
 from econtract.contracts.states import Event, Status, transition
 from econtract.db import is_postgres
 from econtract.errors import Conflict, InvalidTransition
 from econtract.parties import invitations
 from econtract.parties.models import Signer
-
-logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 OPEN_STATUSES = (Status.SENT.value, Status.SIGNING.value)
 SWEEP_BATCH = 50
@@ -170,49 +165,25 @@ def sweep(session: Session, ctx: Ctx, *, now: datetime, batch: int = SWEEP_BATCH
     ctx = replace(ctx, clock=lambda: now)
     report = SweepReport()
     _forget_closed(session, now)
-    overdue = _claim(session, select(Contract).where(
+    overdue = sweeping.claim(session, select(Contract).where(
         Contract.status.in_(OPEN_STATUSES), Contract.sign_deadline <= now)
         .order_by(Contract.sign_deadline, Contract.id), batch)
     for contract in overdue:
-        if _isolated(session, report, contract.id,
-                     partial(expire, session, ctx, contract=contract)) is not None:
+        if sweeping.isolated(session, "reminder", report.failed, contract.id,
+                             partial(expire, session, ctx, contract=contract)) is not None:
             report.expired.append(contract.id)
     # Past the deadline means expiring, never reminding (even if expiring it failed above).
-    due = _claim(session, select(Contract).where(
+    due = sweeping.claim(session, select(Contract).where(
         Contract.status.in_(OPEN_STATUSES), Contract.next_reminder_at <= now,
         or_(Contract.sign_deadline.is_(None), Contract.sign_deadline > now))
         .order_by(Contract.next_reminder_at, Contract.id), batch)
     for contract in due:
-        reminded = _isolated(session, report, contract.id,
-                             partial(_remind_due, session, ctx, contract, now))
+        reminded = sweeping.isolated(session, "reminder", report.failed, contract.id,
+                                     partial(_remind_due, session, ctx, contract, now))
         if reminded:
             report.reminded[contract.id] = reminded
     report.full = len(overdue) == batch or len(due) == batch
     return report
-
-
-def _claim(session: Session, query: Select[Contract], batch: int) -> list[Contract]:
-    query = query.limit(batch).options(lazyload(Contract.tags), lazyload(Contract.clauses),
-                                       lazyload(Contract.attachments))
-    if is_postgres(session):
-        # Rows another sweeper (or a signer) holds are skipped, not waited for: they are being
-        # handled, and a row it committed meanwhile is re-checked against the WHERE.
-        query = query.with_for_update(skip_locked=True)
-    return list(session.scalars(query))
-
-
-def _isolated(session: Session, report: SweepReport, contract_id: uuid.UUID,
-              work: Callable[[], T]) -> T | None:
-    """``work`` in a savepoint; ``None`` (logged, and rolled back to the savepoint) if it
-    fails, so one broken contract cannot hold up the others or the sweep forever."""
-    try:
-        with session.begin_nested():
-            return work()
-    except Exception:
-        logger.exception("reminder sweep: contract %s failed; it is retried next time",
-                         contract_id)
-        report.failed.append(contract_id)
-        return None
 
 
 def _forget_closed(session: Session, now: datetime) -> None:
